@@ -1,0 +1,574 @@
+//! The durable queues: items, open reads, cursors, waiting readers, per-queue counters.
+//!
+//! The only module that names `sled`; it knows nothing of sockets or the wire. Layout in one
+//! sled `Db`: a tree per queue (`q.<queue>`, key = item id as big-endian u64, so key order is
+//! FIFO order), a tree per cursor for its failed reads (`f.<queue>.<cursor>`, keyed by the
+//! original id), and a `meta` tree with the format version and cursor positions
+//! (`c.<queue>.<cursor>` → next id to read). Names cannot contain `.`, so these never clash.
+//!
+//! Ids come from sled's `generate_id`: monotonic across restarts and crashes, never reused,
+//! so a cursor stays right after its queue drains and the server restarts.
+//!
+//! Promises: an item is in exactly one state (waiting, held open by one reader, or gone);
+//! a plain open read is just an id the queue skips, so after a crash it is simply waiting
+//! again; an open cursor read is a copy in the cursor's failed tree, written in the same
+//! transaction that moves the cursor.
+
+mod durability;
+mod item;
+mod state;
+
+pub use durability::SyncMode;
+pub use item::{now_ms, Item};
+
+use durability::Durability;
+use event_listener::EventListener;
+use sled::Transactional;
+use state::{Held, Queue, QueueState, Storage};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+
+/// The on-disk format this build reads and writes.
+const FORMAT_VERSION: u64 = 1;
+
+/// Errors of the store. Expected outcomes (an empty queue) are `Ok(None)`, not errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("storage failure: {0}")]
+    Storage(#[from] sled::Error),
+    #[error("storage failure: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("sync failure: {0}")]
+    Sync(String),
+    #[error(
+        "data directory {path} has format version {found}; this tern reads version {expected}"
+    )]
+    Format {
+        path: PathBuf,
+        found: u64,
+        expected: u64,
+    },
+}
+
+/// How to open the store.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The data directory (created if missing).
+    pub path: PathBuf,
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
+    pub sync: SyncMode,
+}
+
+/// What a read does to the item it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Remove it (plain) or move past it (cursor).
+    Take,
+    /// Leave everything as it is.
+    Peek,
+    /// Hold it open for this reader until the [`Lease`] is closed or aborted.
+    Open,
+}
+
+/// Counters of one queue, for `stats`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStats {
+    pub name: String,
+    pub items: u64,
+    pub bytes: u64,
+    pub total_items: u64,
+    pub expired_items: u64,
+    pub open_transactions: u64,
+    pub waiters: u64,
+    pub age_ms: u64,
+    pub cursors: Vec<CursorStats>,
+}
+
+/// Counters of one cursor, for `stats`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorStats {
+    pub name: String,
+    pub items: u64,
+    pub failed_items: u64,
+    pub open_transactions: u64,
+}
+
+/// The store: cheap to clone, shared by all connections.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    db: sled::Db,
+    meta: sled::Tree,
+    queues: RwLock<BTreeMap<String, Arc<Queue>>>,
+    durability: Durability,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the data directory and recovers every queue and cursor. Reads that
+    /// were open when the server stopped or crashed are waiting again.
+    pub fn open(config: &Config) -> Result<Store, Error> {
+        std::fs::create_dir_all(&config.path)?;
+        let flush_every_ms = match config.sync {
+            // The sync thread flushes itself; sled's own timer would only duplicate it.
+            SyncMode::Every(_) => None,
+            // Also bounds how much read progress a crash can undo.
+            SyncMode::Always | SyncMode::Never => Some(500),
+        };
+        let db = sled::Config::new()
+            .path(&config.path)
+            .cache_capacity(config.cache_bytes)
+            .flush_every_ms(flush_every_ms)
+            .open()?;
+        let meta = db.open_tree("meta")?;
+        check_format(&meta, &config.path)?;
+        let queues = recover(&db, &meta)?;
+        let durability = Durability::start(db.clone(), &config.path, config.sync)?;
+        Ok(Store {
+            shared: Arc::new(Shared {
+                db,
+                meta,
+                queues: RwLock::new(queues),
+                durability,
+                path: config.path.clone(),
+            }),
+        })
+    }
+
+    fn storage(&self) -> Storage<'_> {
+        Storage {
+            db: &self.shared.db,
+            meta: &self.shared.meta,
+        }
+    }
+
+    /// The queue of that name, created if missing.
+    fn queue(&self, name: &str) -> Result<Arc<Queue>, Error> {
+        if let Some(queue) = self.find(name) {
+            return Ok(queue);
+        }
+        let mut queues = self
+            .shared
+            .queues
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(queue) = queues.get(name) {
+            return Ok(queue.clone());
+        }
+        let tree = self.shared.db.open_tree(names::queue_tree(name))?;
+        let queue = Arc::new(Queue::new(
+            name.to_string(),
+            QueueState::recover(tree, Vec::new())?,
+        ));
+        queues.insert(name.to_string(), queue.clone());
+        Ok(queue)
+    }
+
+    fn find(&self, name: &str) -> Option<Arc<Queue>> {
+        let queues = self.shared.queues.read().unwrap_or_else(|e| e.into_inner());
+        queues.get(name).cloned()
+    }
+
+    /// Appends one item to each named queue, atomically across them, and returns once it is
+    /// as durable as the sync mode promises. `expires_ms`: unix ms, `None` for never.
+    pub async fn put(
+        &self,
+        names: &[String],
+        flags: u32,
+        expires_ms: Option<u64>,
+        data: &[u8],
+    ) -> Result<(), Error> {
+        let mut names: Vec<&str> = names.iter().map(String::as_str).collect();
+        // Locks are always taken in name order, so two fanouts can never deadlock.
+        names.sort_unstable();
+        names.dedup();
+        let stored = sled::IVec::from(item::encode(flags, expires_ms, now_ms(), data));
+        let len = data.len() as u64;
+        let queues = loop {
+            let queues = names
+                .iter()
+                .map(|name| self.queue(name))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut guards: Vec<_> = queues.iter().map(|queue| queue.lock()).collect();
+            // A queue deleted since we looked it up: look again, it will be created anew.
+            if guards.iter().any(|guard| guard.deleted) {
+                continue;
+            }
+            let id = self.shared.db.generate_id()?;
+            let key = item::key(id);
+            if let [only] = guards.as_slice() {
+                only.tree.insert(key, stored.clone())?;
+            } else {
+                let trees: Vec<&sled::Tree> = guards.iter().map(|guard| &guard.tree).collect();
+                trees
+                    .as_slice()
+                    .transaction(|trees| {
+                        for tree in trees {
+                            tree.insert(&key, stored.clone())?;
+                        }
+                        Ok(())
+                    })
+                    .map_err(|e: sled::transaction::TransactionError<()>| match e {
+                        sled::transaction::TransactionError::Storage(e) => Error::Storage(e),
+                        sled::transaction::TransactionError::Abort(()) => {
+                            Error::Sync("fanout aborted".into())
+                        }
+                    })?;
+            }
+            for guard in &mut guards {
+                guard.pushed(len);
+            }
+            drop(guards);
+            break queues;
+        };
+        for queue in &queues {
+            queue.notify(1);
+        }
+        self.shared.durability.written().await
+    }
+
+    /// Reads from a queue (`cursor: None`) or one of its cursors. `Ok(None)`: nothing to read.
+    /// With [`ReadMode::Open`] the item comes with the [`Lease`] that holds it.
+    pub fn read(
+        &self,
+        queue: &str,
+        cursor: Option<&str>,
+        mode: ReadMode,
+    ) -> Result<Option<(Item, Option<Lease>)>, Error> {
+        let now = now_ms();
+        loop {
+            let handle = self.queue(queue)?;
+            let mut state = handle.lock();
+            if state.deleted {
+                continue;
+            }
+            let read = match cursor {
+                None => state.read_plain(mode, now)?,
+                Some(cursor) => state.read_cursor(&self.storage(), queue, cursor, mode, now)?,
+            };
+            drop(state);
+            return Ok(read.map(|(item, held)| {
+                let lease = held.map(|held| Lease {
+                    queue: handle.clone(),
+                    held,
+                    id: item.id(),
+                    done: false,
+                });
+                (item, lease)
+            }));
+        }
+    }
+
+    /// A future that completes when the queue (or cursor) may have something new to read.
+    /// Take it *before* trying a read, so an item arriving in between is not missed.
+    pub fn listen(&self, queue: &str, cursor: Option<&str>) -> Result<Listener, Error> {
+        let handle = self.queue(queue)?;
+        let listener = match cursor {
+            None => handle.plain_event.listen(),
+            Some(_) => handle.cursor_event.listen(),
+        };
+        handle.waiters.fetch_add(1, Ordering::Relaxed);
+        Ok(Listener {
+            queue: handle,
+            listener,
+        })
+    }
+
+    /// `delete <queue>` / `delete <queue>.<cursor>`; returns whether it existed.
+    pub async fn delete(&self, queue: &str, cursor: Option<&str>) -> Result<bool, Error> {
+        let existed = match cursor {
+            None => {
+                let mut queues = self
+                    .shared
+                    .queues
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner());
+                match queues.remove(queue) {
+                    None => false,
+                    Some(handle) => {
+                        handle.lock().delete(&self.storage(), queue)?;
+                        // Waiters look the queue up again and find a new one.
+                        handle.plain_event.notify(usize::MAX);
+                        handle.cursor_event.notify(usize::MAX);
+                        true
+                    }
+                }
+            }
+            Some(cursor) => match self.find(queue) {
+                None => false,
+                Some(handle) => handle
+                    .lock()
+                    .delete_cursor(&self.storage(), queue, cursor)?,
+            },
+        };
+        if existed {
+            self.shared.durability.written().await?;
+        }
+        Ok(existed)
+    }
+
+    /// `flush <queue>` / `flush <queue>.<cursor>`: never creates anything.
+    pub async fn flush(&self, queue: &str, cursor: Option<&str>) -> Result<(), Error> {
+        if let Some(handle) = self.find(queue) {
+            {
+                let mut state = handle.lock();
+                if !state.deleted {
+                    match cursor {
+                        None => state.flush(&self.storage(), queue)?,
+                        Some(cursor) => {
+                            state.flush_cursor(&self.storage(), queue, cursor)?;
+                        }
+                    }
+                }
+            }
+            self.shared.durability.written().await?;
+        }
+        Ok(())
+    }
+
+    /// `flush_all`: flushes every queue.
+    pub async fn flush_all(&self) -> Result<(), Error> {
+        let names: Vec<String> = self.queue_names();
+        for name in names {
+            self.flush(&name, None).await?;
+        }
+        Ok(())
+    }
+
+    fn queue_names(&self) -> Vec<String> {
+        let queues = self.shared.queues.read().unwrap_or_else(|e| e.into_inner());
+        queues.keys().cloned().collect()
+    }
+
+    /// Counters of every queue, sorted by name.
+    pub fn stats(&self) -> Vec<QueueStats> {
+        let queues: Vec<Arc<Queue>> = {
+            let queues = self.shared.queues.read().unwrap_or_else(|e| e.into_inner());
+            queues.values().cloned().collect()
+        };
+        let now = now_ms();
+        queues
+            .iter()
+            .map(|queue| queue.lock().stats(queue, now))
+            .collect()
+    }
+
+    /// Size of the data directory on disk, in bytes.
+    pub fn disk_bytes(&self) -> u64 {
+        directory_size(&self.shared.path)
+    }
+
+    /// Writes everything to disk (on shutdown).
+    pub fn flush_to_disk(&self) -> Result<(), Error> {
+        self.shared.db.flush()?;
+        Ok(())
+    }
+}
+
+/// One read held open: close it to confirm, abort it (or drop it) to give the item back.
+#[derive(Debug)]
+pub struct Lease {
+    queue: Arc<Queue>,
+    held: Held,
+    id: u64,
+    done: bool,
+}
+
+impl Lease {
+    /// Confirms the read: a plain item is deleted, a cursor's copy is dropped.
+    pub fn close(mut self) -> Result<(), Error> {
+        self.done = true;
+        let result = self.queue.lock().close(&self.held, self.id);
+        if result.is_err() {
+            // Not confirmed: the item must not stay held by nobody.
+            self.done = false;
+        }
+        result
+    }
+
+    /// Whether the queue or cursor this read came from has been deleted since.
+    pub fn is_stale(&self) -> bool {
+        self.queue.lock().is_stale(&self.held)
+    }
+
+    /// Gives the item back: a plain item to the head of its queue, a cursor's to its
+    /// failed reads. Both are served before anything newer.
+    pub fn abort(mut self) {
+        self.give_back();
+    }
+
+    fn give_back(&mut self) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let wake = self.queue.lock().abort(&self.held, self.id);
+        self.queue.notify(wake);
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.give_back();
+    }
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").field("name", &self.name).finish()
+    }
+}
+
+/// Completes when new items may be there; counts as a waiter in `stats` while it lives.
+pub struct Listener {
+    queue: Arc<Queue>,
+    listener: EventListener,
+}
+
+impl Future for Listener {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.listener).poll(cx)
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.queue.waiters.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn check_format(meta: &sled::Tree, path: &Path) -> Result<(), Error> {
+    match meta.get("format")? {
+        None => {
+            meta.insert("format", &FORMAT_VERSION.to_be_bytes()[..])?;
+            Ok(())
+        }
+        Some(found) => {
+            let found = item::id_of(&found);
+            if found == FORMAT_VERSION {
+                Ok(())
+            } else {
+                Err(Error::Format {
+                    path: path.to_path_buf(),
+                    found,
+                    expected: FORMAT_VERSION,
+                })
+            }
+        }
+    }
+}
+
+/// Loads every queue and its cursors; drops what a crash during `delete` left behind.
+fn recover(db: &sled::Db, meta: &sled::Tree) -> Result<BTreeMap<String, Arc<Queue>>, Error> {
+    let mut cursors: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+    for entry in meta.scan_prefix(names::CURSOR_PREFIX) {
+        let (key, position) = entry?;
+        match names::parse_cursor_key(&key) {
+            Some((queue, cursor)) => cursors
+                .entry(queue)
+                .or_default()
+                .push((cursor, item::id_of(&position))),
+            None => {
+                meta.remove(key)?;
+            }
+        }
+    }
+    let mut queues = BTreeMap::new();
+    for tree_name in db.tree_names() {
+        if let Some(name) = names::parse_queue_tree(&tree_name) {
+            let tree = db.open_tree(&tree_name)?;
+            let mut queue_cursors = Vec::new();
+            for (cursor, position) in cursors.remove(&name).unwrap_or_default() {
+                let failed = db.open_tree(names::failed_tree(&name, &cursor))?;
+                queue_cursors.push((cursor, position, failed, names::next_generation()));
+            }
+            let state = QueueState::recover(tree, queue_cursors)?;
+            queues.insert(name.clone(), Arc::new(Queue::new(name, state)));
+        }
+    }
+    // Cursors and failed trees of queues that no longer exist.
+    for (queue, orphans) in cursors {
+        for (cursor, _) in orphans {
+            meta.remove(names::cursor_key(&queue, &cursor))?;
+        }
+    }
+    for tree_name in db.tree_names() {
+        if let Some((queue, _)) = names::parse_failed_tree(&tree_name) {
+            if !queues.contains_key(&queue) {
+                db.drop_tree(&tree_name)?;
+            }
+        }
+    }
+    Ok(queues)
+}
+
+fn directory_size(path: &Path) -> u64 {
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(_) => return 0,
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => directory_size(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Names of trees and meta keys. Queue and cursor names never contain `.`.
+mod names {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    pub(crate) const CURSOR_PREFIX: &str = "c.";
+    const QUEUE_PREFIX: &str = "q.";
+    const FAILED_PREFIX: &str = "f.";
+
+    pub(crate) fn queue_tree(queue: &str) -> String {
+        format!("{QUEUE_PREFIX}{queue}")
+    }
+
+    pub(crate) fn failed_tree(queue: &str, cursor: &str) -> String {
+        format!("{FAILED_PREFIX}{queue}.{cursor}")
+    }
+
+    pub(crate) fn cursor_key(queue: &str, cursor: &str) -> Vec<u8> {
+        format!("{CURSOR_PREFIX}{queue}.{cursor}").into_bytes()
+    }
+
+    pub(crate) fn parse_queue_tree(tree: &[u8]) -> Option<String> {
+        let name = std::str::from_utf8(tree.strip_prefix(QUEUE_PREFIX.as_bytes())?).ok()?;
+        Some(name.to_string())
+    }
+
+    pub(crate) fn parse_failed_tree(tree: &[u8]) -> Option<(String, String)> {
+        split_pair(tree.strip_prefix(FAILED_PREFIX.as_bytes())?)
+    }
+
+    pub(crate) fn parse_cursor_key(key: &[u8]) -> Option<(String, String)> {
+        split_pair(key.strip_prefix(CURSOR_PREFIX.as_bytes())?)
+    }
+
+    fn split_pair(bytes: &[u8]) -> Option<(String, String)> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let (queue, cursor) = text.split_once('.')?;
+        Some((queue.to_string(), cursor.to_string()))
+    }
+
+    /// A process-wide counter distinguishing cursors that share a name over time.
+    pub(crate) fn next_generation() -> u64 {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+}

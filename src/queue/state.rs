@@ -1,0 +1,549 @@
+//! One queue and its cursors: what is waiting, what is held open, where each cursor stands.
+//!
+//! Everything here runs under the queue's mutex, so one queue's reads and writes are
+//! serialised: ids are allocated and inserted under that lock, which is what keeps a cursor
+//! from passing an id that is not yet visible (two producers can never commit out of order).
+//! Only short, non-blocking sled calls happen under the lock; waiting happens outside.
+
+use super::item::{self, Item};
+use super::{names, CursorStats, Error, QueueStats, ReadMode};
+use event_listener::Event;
+use sled::Transactional;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+/// Keys removed per sled batch when flushing, so a deep queue never needs one huge batch.
+const FLUSH_CHUNK: usize = 4096;
+
+pub(crate) struct Queue {
+    pub(crate) name: String,
+    state: Mutex<QueueState>,
+    /// Plain readers waiting for an item; each new item wakes one more.
+    pub(crate) plain_event: Event,
+    /// Cursor readers waiting; every new item concerns all of them.
+    pub(crate) cursor_event: Event,
+    /// Blocked gets on this queue, for `stats`.
+    pub(crate) waiters: AtomicUsize,
+}
+
+impl Queue {
+    pub(crate) fn new(name: String, state: QueueState) -> Queue {
+        Queue {
+            name,
+            state: Mutex::new(state),
+            plain_event: Event::new(),
+            cursor_event: Event::new(),
+            waiters: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // A panic elsewhere must not wedge the queue: its state is kept consistent per call.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Wakes readers after items became available.
+    pub(crate) fn notify(&self, plain: usize) {
+        if plain > 0 {
+            self.plain_event.notify_additional(plain);
+        }
+        self.cursor_event.notify(usize::MAX);
+    }
+}
+
+/// Storage handles a queue needs beyond its own trees.
+pub(crate) struct Storage<'a> {
+    pub(crate) db: &'a sled::Db,
+    pub(crate) meta: &'a sled::Tree,
+}
+
+pub(crate) struct QueueState {
+    /// Set once the queue is deleted: late closes and aborts on it do nothing.
+    pub(crate) deleted: bool,
+    pub(crate) tree: sled::Tree,
+    /// Every id below this is either gone or held open: plain reads start here.
+    head_hint: u64,
+    /// Plain reads held open: id → payload length.
+    open: HashMap<u64, u64>,
+    /// Items waiting (in the tree, not open), and their payload bytes.
+    items: u64,
+    bytes: u64,
+    total_items: u64,
+    expired_items: u64,
+    cursors: BTreeMap<String, CursorState>,
+}
+
+pub(crate) struct CursorState {
+    /// Tells a cursor apart from a later one of the same name, so a late close or abort of a
+    /// deleted cursor's read never touches its successor.
+    generation: u64,
+    /// The next id to read from the queue's tree.
+    position: u64,
+    /// Items in the queue's tree at or after `position` (plain open ones included).
+    remaining: u64,
+    /// Failed reads (and this cursor's open reads), copies keyed by their original id.
+    failed: sled::Tree,
+    failed_open: HashSet<u64>,
+    /// Failed reads waiting (not open).
+    failed_items: u64,
+}
+
+/// What a lease refers to, so it can be closed or aborted later.
+#[derive(Debug, Clone)]
+pub(crate) enum Held {
+    Plain { len: u64 },
+    Cursor { name: String, generation: u64 },
+}
+
+impl QueueState {
+    /// Rebuilds a queue's state from its trees (at start-up, or for a new queue).
+    pub(crate) fn recover(
+        tree: sled::Tree,
+        cursors: Vec<(String, u64, sled::Tree, u64)>,
+    ) -> Result<QueueState, Error> {
+        let mut state = QueueState {
+            deleted: false,
+            tree,
+            head_hint: 0,
+            open: HashMap::new(),
+            items: 0,
+            bytes: 0,
+            total_items: 0,
+            expired_items: 0,
+            cursors: BTreeMap::new(),
+        };
+        let mut positions: Vec<u64> = cursors.iter().map(|c| c.1).collect();
+        positions.sort_unstable();
+        let mut remaining = vec![0u64; positions.len()];
+        for entry in state.tree.iter() {
+            let (key, value) = entry?;
+            state.items += 1;
+            state.bytes += item::payload_len(&value);
+            // Cursors at or before this id still have it to read.
+            let id = item::id_of(&key);
+            let behind = positions.partition_point(|&p| p <= id);
+            for count in &mut remaining[..behind] {
+                *count += 1;
+            }
+        }
+        for (name, position, failed, generation) in cursors {
+            let index = positions.partition_point(|&p| p < position);
+            let failed_items = failed.len() as u64;
+            let cursor = CursorState {
+                generation,
+                position,
+                remaining: remaining[index],
+                failed,
+                failed_open: HashSet::new(),
+                failed_items,
+            };
+            state.cursors.insert(name, cursor);
+        }
+        Ok(state)
+    }
+
+    /// Accounts for an item just inserted under this queue's lock.
+    pub(crate) fn pushed(&mut self, len: u64) {
+        self.items += 1;
+        self.bytes += len;
+        self.total_items += 1;
+        for cursor in self.cursors.values_mut() {
+            cursor.remaining += 1;
+        }
+    }
+
+    /// A plain read: the head item that is not held open, skipping and discarding expired ones.
+    pub(crate) fn read_plain(
+        &mut self,
+        mode: ReadMode,
+        now: u64,
+    ) -> Result<Option<(Item, Option<Held>)>, Error> {
+        let mut found = None;
+        for entry in self.tree.range(item::key(self.head_hint)..) {
+            let (key, value) = entry?;
+            let id = item::id_of(&key);
+            if self.open.contains_key(&id) {
+                continue;
+            }
+            let item = Item::new(id, value);
+            if item.is_expired(now) {
+                self.tree.remove(key)?;
+                self.expired_items += 1;
+                self.removed(id, item::payload_len(item.stored()), false);
+                continue;
+            }
+            found = Some(item);
+            break;
+        }
+        let item = match found {
+            Some(item) => item,
+            None => return Ok(None),
+        };
+        let len = item::payload_len(item.stored());
+        let held = match mode {
+            ReadMode::Peek => None,
+            ReadMode::Take => {
+                self.tree.remove(item::key(item.id()))?;
+                self.removed(item.id(), len, false);
+                self.head_hint = item.id() + 1;
+                None
+            }
+            ReadMode::Open => {
+                self.open.insert(item.id(), len);
+                self.items -= 1;
+                self.bytes -= len;
+                self.head_hint = item.id() + 1;
+                Some(Held::Plain { len })
+            }
+        };
+        Ok(Some((item, held)))
+    }
+
+    /// Bookkeeping for an item removed from the tree (`was_open`: it was a plain open read).
+    fn removed(&mut self, id: u64, len: u64, was_open: bool) {
+        if !was_open {
+            self.items -= 1;
+            self.bytes -= len;
+        }
+        for cursor in self.cursors.values_mut() {
+            if cursor.position <= id {
+                cursor.remaining -= 1;
+            }
+        }
+    }
+
+    /// A cursor read: its failed reads first, then the queue from its position.
+    pub(crate) fn read_cursor(
+        &mut self,
+        storage: &Storage<'_>,
+        queue: &str,
+        name: &str,
+        mode: ReadMode,
+        now: u64,
+    ) -> Result<Option<(Item, Option<Held>)>, Error> {
+        self.ensure_cursor(storage, queue, name)?;
+        let tree = &self.tree;
+        let cursor = match self.cursors.get_mut(name) {
+            Some(cursor) => cursor,
+            None => return Ok(None),
+        };
+        let held = Held::Cursor {
+            name: name.to_string(),
+            generation: cursor.generation,
+        };
+        if let Some(item) = cursor.first_failed(now)? {
+            let held = match mode {
+                ReadMode::Peek => None,
+                ReadMode::Take => {
+                    cursor.failed.remove(item::key(item.id()))?;
+                    cursor.failed_items -= 1;
+                    None
+                }
+                ReadMode::Open => {
+                    cursor.failed_open.insert(item.id());
+                    cursor.failed_items -= 1;
+                    Some(held)
+                }
+            };
+            return Ok(Some((item, held)));
+        }
+        let start = cursor.position;
+        let mut found = None;
+        for entry in tree.range(item::key(cursor.position)..) {
+            let (key, value) = entry?;
+            let item = Item::new(item::id_of(&key), value);
+            if item.is_expired(now) {
+                // Passed for good: an expired item is never returned.
+                cursor.position = item.id() + 1;
+                cursor.remaining -= 1;
+                continue;
+            }
+            found = Some(item);
+            break;
+        }
+        let position_key = names::cursor_key(queue, name);
+        let item = match found {
+            Some(item) => item,
+            None => {
+                if cursor.position != start {
+                    storage
+                        .meta
+                        .insert(position_key, &cursor.position.to_be_bytes())?;
+                }
+                return Ok(None);
+            }
+        };
+        if mode == ReadMode::Peek {
+            if cursor.position != start {
+                storage
+                    .meta
+                    .insert(position_key, &cursor.position.to_be_bytes())?;
+            }
+            return Ok(Some((item, None)));
+        }
+        let position = item.id() + 1;
+        if mode == ReadMode::Take {
+            storage.meta.insert(position_key, &position.to_be_bytes())?;
+            cursor.position = position;
+            cursor.remaining -= 1;
+            return Ok(Some((item, None)));
+        }
+        // An open cursor read must survive a crash: the move and the in-flight copy in the
+        // failed tree commit together, so after a crash the item is either unread or failed.
+        let id_key = item::key(item.id());
+        (storage.meta, &cursor.failed)
+            .transaction(|(meta, failed)| {
+                meta.insert(position_key.as_slice(), &position.to_be_bytes())?;
+                failed.insert(&id_key, item.stored().clone())?;
+                Ok(())
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| match e {
+                sled::transaction::TransactionError::Storage(e) => Error::Storage(e),
+                sled::transaction::TransactionError::Abort(()) => {
+                    Error::Sync("cursor move aborted".into())
+                }
+            })?;
+        cursor.position = position;
+        cursor.remaining -= 1;
+        cursor.failed_open.insert(item.id());
+        Ok(Some((item, Some(held))))
+    }
+
+    /// Creates the cursor on first use, at the head: it sees every item still in the queue.
+    fn ensure_cursor(
+        &mut self,
+        storage: &Storage<'_>,
+        queue: &str,
+        name: &str,
+    ) -> Result<(), Error> {
+        if self.cursors.contains_key(name) {
+            return Ok(());
+        }
+        let failed = storage.db.open_tree(names::failed_tree(queue, name))?;
+        storage
+            .meta
+            .insert(names::cursor_key(queue, name), &0u64.to_be_bytes())?;
+        let cursor = CursorState {
+            generation: names::next_generation(),
+            position: 0,
+            remaining: self.items + self.open.len() as u64,
+            failed_items: failed.len() as u64,
+            failed,
+            failed_open: HashSet::new(),
+        };
+        self.cursors.insert(name.to_string(), cursor);
+        Ok(())
+    }
+
+    /// Confirms a read: the item is gone for good.
+    pub(crate) fn close(&mut self, held: &Held, id: u64) -> Result<(), Error> {
+        if self.deleted {
+            return Ok(());
+        }
+        match held {
+            Held::Plain { len } => {
+                if self.open.remove(&id).is_some() {
+                    if let Err(e) = self.tree.remove(item::key(id)) {
+                        // Not removed, so not confirmed: back to the queue.
+                        self.open.insert(id, *len);
+                        return Err(e.into());
+                    }
+                    self.removed(id, *len, true);
+                }
+            }
+            Held::Cursor { name, generation } => {
+                if let Some(cursor) = self.cursor_of(name, *generation) {
+                    if cursor.failed_open.contains(&id) {
+                        cursor.failed.remove(item::key(id))?;
+                        cursor.failed_open.remove(&id);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Cancels a read: a plain item goes back to the head, a cursor's to its failed reads.
+    /// Returns how many plain readers to wake.
+    pub(crate) fn abort(&mut self, held: &Held, id: u64) -> usize {
+        if self.deleted {
+            return 0;
+        }
+        match held {
+            Held::Plain { len } => {
+                if self.open.remove(&id).is_some() {
+                    self.items += 1;
+                    self.bytes += len;
+                    self.head_hint = self.head_hint.min(id);
+                    return 1;
+                }
+            }
+            Held::Cursor { name, generation } => {
+                if let Some(cursor) = self.cursor_of(name, *generation) {
+                    if cursor.failed_open.remove(&id) {
+                        cursor.failed_items += 1;
+                    }
+                }
+            }
+        }
+        0
+    }
+
+    pub(crate) fn is_stale(&mut self, held: &Held) -> bool {
+        self.deleted
+            || match held {
+                Held::Plain { .. } => false,
+                Held::Cursor { name, generation } => self.cursor_of(name, *generation).is_none(),
+            }
+    }
+
+    fn cursor_of(&mut self, name: &str, generation: u64) -> Option<&mut CursorState> {
+        self.cursors
+            .get_mut(name)
+            .filter(|cursor| cursor.generation == generation)
+    }
+
+    /// `flush <queue>`: drops every item not held open; cursors move to the tail and lose
+    /// their failed reads (their open reads stay open).
+    pub(crate) fn flush(&mut self, storage: &Storage<'_>, queue: &str) -> Result<(), Error> {
+        let open = &self.open;
+        remove_all_but(&self.tree, |id| open.contains_key(&id))?;
+        self.items = 0;
+        self.bytes = 0;
+        self.head_hint = 0;
+        let names: Vec<String> = self.cursors.keys().cloned().collect();
+        for name in names {
+            self.flush_cursor(storage, queue, &name)?;
+        }
+        Ok(())
+    }
+
+    /// `flush <queue>.<cursor>`: empties its failed reads and moves it to the tail.
+    /// Returns whether the cursor exists.
+    pub(crate) fn flush_cursor(
+        &mut self,
+        storage: &Storage<'_>,
+        queue: &str,
+        name: &str,
+    ) -> Result<bool, Error> {
+        let tail = match self.tree.last()? {
+            Some((key, _)) => item::id_of(&key) + 1,
+            None => 0,
+        };
+        let cursor = match self.cursors.get_mut(name) {
+            Some(cursor) => cursor,
+            None => return Ok(false),
+        };
+        let open = &cursor.failed_open;
+        remove_all_but(&cursor.failed, |id| open.contains(&id))?;
+        cursor.failed_items = 0;
+        cursor.position = cursor.position.max(tail);
+        cursor.remaining = 0;
+        storage.meta.insert(
+            names::cursor_key(queue, name),
+            &cursor.position.to_be_bytes(),
+        )?;
+        Ok(true)
+    }
+
+    /// `delete <queue>`: drops its tree and all its cursors.
+    pub(crate) fn delete(&mut self, storage: &Storage<'_>, queue: &str) -> Result<(), Error> {
+        self.deleted = true;
+        let names: Vec<String> = self.cursors.keys().cloned().collect();
+        for name in names {
+            self.delete_cursor(storage, queue, &name)?;
+        }
+        storage.db.drop_tree(names::queue_tree(queue))?;
+        Ok(())
+    }
+
+    /// `delete <queue>.<cursor>`; returns whether it existed.
+    pub(crate) fn delete_cursor(
+        &mut self,
+        storage: &Storage<'_>,
+        queue: &str,
+        name: &str,
+    ) -> Result<bool, Error> {
+        if self.cursors.remove(name).is_none() {
+            return Ok(false);
+        }
+        storage.meta.remove(names::cursor_key(queue, name))?;
+        storage.db.drop_tree(names::failed_tree(queue, name))?;
+        Ok(true)
+    }
+
+    pub(crate) fn stats(&self, queue: &Queue, now: u64) -> QueueStats {
+        let head = self
+            .tree
+            .range(item::key(self.head_hint)..)
+            .filter_map(Result::ok)
+            .map(|(key, value)| Item::new(item::id_of(&key), value))
+            .find(|item| !self.open.contains_key(&item.id()));
+        QueueStats {
+            name: queue.name.clone(),
+            items: self.items,
+            bytes: self.bytes,
+            total_items: self.total_items,
+            expired_items: self.expired_items,
+            open_transactions: self.open.len() as u64,
+            waiters: queue.waiters.load(Ordering::Relaxed) as u64,
+            age_ms: head.map_or(0, |item| now.saturating_sub(item.enqueued_ms())),
+            cursors: self
+                .cursors
+                .iter()
+                .map(|(name, cursor)| CursorStats {
+                    name: name.clone(),
+                    items: cursor.remaining + cursor.failed_items,
+                    failed_items: cursor.failed_items,
+                    open_transactions: cursor.failed_open.len() as u64,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl CursorState {
+    /// The oldest failed read not held open, discarding expired ones.
+    fn first_failed(&mut self, now: u64) -> Result<Option<Item>, Error> {
+        if self.failed_items == 0 {
+            return Ok(None);
+        }
+        for entry in self.failed.iter() {
+            let (key, value) = entry?;
+            let item = Item::new(item::id_of(&key), value);
+            if self.failed_open.contains(&item.id()) {
+                continue;
+            }
+            if item.is_expired(now) {
+                self.failed.remove(key)?;
+                self.failed_items -= 1;
+                continue;
+            }
+            return Ok(Some(item));
+        }
+        Ok(None)
+    }
+}
+
+/// Removes every key of `tree` whose id `keep` rejects, in bounded batches.
+fn remove_all_but(tree: &sled::Tree, keep: impl Fn(u64) -> bool) -> Result<(), Error> {
+    let mut batch = sled::Batch::default();
+    let mut pending = 0;
+    for key in tree.iter().keys() {
+        let key = key?;
+        if keep(item::id_of(&key)) {
+            continue;
+        }
+        batch.remove(key);
+        pending += 1;
+        if pending == FLUSH_CHUNK {
+            tree.apply_batch(std::mem::take(&mut batch))?;
+            pending = 0;
+        }
+    }
+    tree.apply_batch(batch)?;
+    Ok(())
+}

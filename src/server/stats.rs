@@ -1,0 +1,116 @@
+//! Server-wide counters and the `stats` reply.
+
+use crate::protocol::Reply;
+use crate::queue::{now_ms, QueueStats};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Counters shared by every connection; relaxed atomics, read only by `stats`.
+pub struct Counters {
+    started: Instant,
+    pub curr_connections: AtomicU64,
+    pub total_connections: AtomicU64,
+    pub cmd_get: AtomicU64,
+    pub cmd_set: AtomicU64,
+    pub cmd_peek: AtomicU64,
+    pub get_hits: AtomicU64,
+    pub get_misses: AtomicU64,
+    pub total_items: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub bytes_written: AtomicU64,
+}
+
+impl Counters {
+    pub fn new() -> Counters {
+        let zero = || AtomicU64::new(0);
+        Counters {
+            started: Instant::now(),
+            curr_connections: zero(),
+            total_connections: zero(),
+            cmd_get: zero(),
+            cmd_set: zero(),
+            cmd_peek: zero(),
+            get_hits: zero(),
+            get_misses: zero(),
+            total_items: zero(),
+            bytes_read: zero(),
+            bytes_written: zero(),
+        }
+    }
+}
+
+/// Adds one to a counter.
+pub fn bump(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+/// Encodes the whole `stats` reply, `END` included, in SPEC.md's order.
+pub fn encode(out: &mut Vec<u8>, counters: &Counters, queues: &[QueueStats], disk_bytes: u64) {
+    let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    let items: u64 = queues.iter().map(|q| q.items).sum();
+    let bytes: u64 = queues.iter().map(|q| q.bytes).sum();
+    let version = crate::VERSION;
+    let globals: [(&str, &dyn std::fmt::Display); 18] = [
+        ("uptime", &counters.started.elapsed().as_secs()),
+        ("time", &(now_ms() / 1000)),
+        ("version", &version),
+        ("pid", &std::process::id()),
+        ("curr_connections", &get(&counters.curr_connections)),
+        ("total_connections", &get(&counters.total_connections)),
+        ("cmd_get", &get(&counters.cmd_get)),
+        ("cmd_set", &get(&counters.cmd_set)),
+        ("cmd_peek", &get(&counters.cmd_peek)),
+        ("get_hits", &get(&counters.get_hits)),
+        ("get_misses", &get(&counters.get_misses)),
+        ("curr_items", &items),
+        ("total_items", &get(&counters.total_items)),
+        ("bytes", &bytes),
+        ("bytes_read", &get(&counters.bytes_read)),
+        ("bytes_written", &get(&counters.bytes_written)),
+        ("disk_bytes", &disk_bytes),
+        ("rss_bytes", &rss_bytes()),
+    ];
+    for (name, value) in globals {
+        Reply::Stat(name, value).encode(out);
+    }
+    for queue in queues {
+        let q = &queue.name;
+        let per_queue: [(&str, u64); 7] = [
+            ("items", queue.items),
+            ("bytes", queue.bytes),
+            ("total_items", queue.total_items),
+            ("expired_items", queue.expired_items),
+            ("open_transactions", queue.open_transactions),
+            ("waiters", queue.waiters),
+            ("age_ms", queue.age_ms),
+        ];
+        for (name, value) in per_queue {
+            Reply::Stat(&format!("queue_{q}_{name}"), &value).encode(out);
+        }
+        for cursor in &queue.cursors {
+            let c = &cursor.name;
+            let per_cursor: [(&str, u64); 3] = [
+                ("items", cursor.items),
+                ("failed_items", cursor.failed_items),
+                ("open_transactions", cursor.open_transactions),
+            ];
+            for (name, value) in per_cursor {
+                Reply::Stat(&format!("queue_{q}.{c}_{name}"), &value).encode(out);
+            }
+        }
+    }
+    Reply::End.encode(out);
+}
+
+/// Resident memory of this process (Linux; 0 elsewhere).
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|field| field.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf only reads a constant of the system.
+    let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * u64::try_from(page_size).unwrap_or(4096)
+}
