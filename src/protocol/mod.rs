@@ -50,3 +50,6 @@ impl Error {
         self == Error::LineTooLong
     }
 }
+
+#[cfg(test)]
+mod tests;

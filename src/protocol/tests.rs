@@ -1,0 +1,1 @@
+//! Table tests of the parser and encoder (see SPEC.md).
