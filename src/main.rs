@@ -2,10 +2,12 @@
 //! femme and anyhow.
 
 use anyhow::{bail, Context};
-use std::path::PathBuf;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use structopt::StructOpt;
-use tern::queue::{self, Store, SyncMode};
+use tern::queue::{self, Limits, Store, SyncMode};
 use tern::server;
 
 #[derive(Debug, StructOpt)]
@@ -45,6 +47,81 @@ struct Options {
     /// Let the `shutdown` command stop the server.
     #[structopt(long)]
     allow_shutdown: bool,
+
+    /// Most items a queue may hold (default: unlimited).
+    #[structopt(long)]
+    max_items: Option<u64>,
+
+    /// Most payload bytes a queue may hold (default: unlimited).
+    #[structopt(long)]
+    max_bytes: Option<u64>,
+
+    /// When a queue is full, drop its oldest items instead of refusing new ones.
+    #[structopt(long)]
+    discard_old: bool,
+
+    /// TOML file with per-queue limits (`[queues.<name>]` tables) and `[defaults]`.
+    #[structopt(long, parse(from_os_str))]
+    config: Option<PathBuf>,
+
+    /// Write the server's process id to this file while it runs.
+    #[structopt(long, parse(from_os_str))]
+    pid_file: Option<PathBuf>,
+}
+
+/// The `--config` file: queue limits, server-wide and per queue.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    defaults: LimitsFile,
+    #[serde(default)]
+    queues: HashMap<String, LimitsFile>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    max_items: Option<u64>,
+    max_bytes: Option<u64>,
+    discard_old: Option<bool>,
+}
+
+impl LimitsFile {
+    /// These settings, falling back to `base` for the ones not given.
+    fn over(self, base: Limits) -> Limits {
+        Limits {
+            max_items: self.max_items.or(base.max_items),
+            max_bytes: self.max_bytes.or(base.max_bytes),
+            discard_old: self.discard_old.unwrap_or(base.discard_old),
+        }
+    }
+}
+
+/// Server-wide limits (command line over the file's `[defaults]`) and per-queue limits.
+fn limits(options: &Options) -> anyhow::Result<(Limits, HashMap<String, Limits>)> {
+    let file = match &options.config {
+        Some(path) => read_config(path)?,
+        None => ConfigFile::default(),
+    };
+    let command_line = LimitsFile {
+        max_items: options.max_items,
+        max_bytes: options.max_bytes,
+        discard_old: options.discard_old.then_some(true),
+    };
+    let defaults = command_line.over(file.defaults.over(Limits::default()));
+    let per_queue = file
+        .queues
+        .into_iter()
+        .map(|(name, limits)| (name, limits.over(defaults)))
+        .collect();
+    Ok((defaults, per_queue))
+}
+
+fn read_config(path: &Path) -> anyhow::Result<ConfigFile> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("bad config file {}", path.display()))
 }
 
 fn parse_sync(text: &str) -> anyhow::Result<SyncMode> {
@@ -64,10 +141,13 @@ fn parse_sync(text: &str) -> anyhow::Result<SyncMode> {
 fn main() -> anyhow::Result<()> {
     let options = Options::from_args();
     femme::with_level(options.log_level);
+    let (limits, queue_limits) = limits(&options)?;
     let store_config = queue::Config {
         path: options.data.clone(),
         cache_bytes: options.cache_mb.saturating_mul(1024 * 1024),
         sync: options.sync,
+        limits,
+        queue_limits,
     };
     let store = Store::open(&store_config)
         .with_context(|| format!("cannot open the data directory {}", options.data.display()))?;
@@ -79,7 +159,11 @@ fn main() -> anyhow::Result<()> {
         max_connections: options.max_connections,
         allow_shutdown: options.allow_shutdown,
     };
-    server::run(server_config, store, |address| {
+    if let Some(path) = &options.pid_file {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("cannot write the pid file {}", path.display()))?;
+    }
+    let served = server::run(server_config, store, |address| {
         log::info!(
             "{} listening on {}, data {}, sync {:?}, recovered {} queues with {} items",
             tern::VERSION,
@@ -89,8 +173,11 @@ fn main() -> anyhow::Result<()> {
             recovered.len(),
             items
         );
-    })
-    .with_context(|| format!("cannot serve on {}", options.listen))?;
+    });
+    if let Some(path) = &options.pid_file {
+        let _ = std::fs::remove_file(path);
+    }
+    served.with_context(|| format!("cannot serve on {}", options.listen))?;
     log::info!("stopped");
     Ok(())
 }

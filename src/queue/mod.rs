@@ -25,7 +25,7 @@ use durability::Durability;
 use event_listener::EventListener;
 use sled::Transactional;
 use state::{Held, Queue, QueueState, Storage};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -43,6 +43,8 @@ pub enum Error {
     Storage(#[from] sled::Error),
     #[error("storage failure: {0}")]
     Io(#[from] std::io::Error),
+    #[error("queue full")]
+    QueueFull,
     #[error("sync failure: {0}")]
     Sync(String),
     #[error(
@@ -63,6 +65,31 @@ pub struct Config {
     /// sled's page cache, in bytes.
     pub cache_bytes: u64,
     pub sync: SyncMode,
+    /// Limits of every queue without its own entry in `queue_limits`.
+    pub limits: Limits,
+    pub queue_limits: HashMap<String, Limits>,
+}
+
+impl Config {
+    /// Defaults: 16 MiB cache, `--sync always`, no limits.
+    pub fn new(path: impl Into<PathBuf>) -> Config {
+        Config {
+            path: path.into(),
+            cache_bytes: 16 * 1024 * 1024,
+            sync: SyncMode::Always,
+            limits: Limits::default(),
+            queue_limits: HashMap::new(),
+        }
+    }
+}
+
+/// How full one queue may get. Items held open count too, as they are still stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub max_items: Option<u64>,
+    pub max_bytes: Option<u64>,
+    /// When full, drop the oldest waiting items instead of refusing new ones.
+    pub discard_old: bool,
 }
 
 /// What a read does to the item it finds.
@@ -111,6 +138,8 @@ struct Shared {
     queues: RwLock<BTreeMap<String, Arc<Queue>>>,
     durability: Durability,
     path: PathBuf,
+    limits: Limits,
+    queue_limits: HashMap<String, Limits>,
 }
 
 impl Store {
@@ -131,7 +160,14 @@ impl Store {
             .open()?;
         let meta = db.open_tree("meta")?;
         check_format(&meta, &config.path)?;
-        let queues = recover(&db, &meta)?;
+        let limits_of = |name: &str| {
+            config
+                .queue_limits
+                .get(name)
+                .copied()
+                .unwrap_or(config.limits)
+        };
+        let queues = recover(&db, &meta, limits_of)?;
         let durability = Durability::start(db.clone(), &config.path, config.sync)?;
         Ok(Store {
             shared: Arc::new(Shared {
@@ -140,6 +176,8 @@ impl Store {
                 queues: RwLock::new(queues),
                 durability,
                 path: config.path.clone(),
+                limits: config.limits,
+                queue_limits: config.queue_limits.clone(),
             }),
         })
     }
@@ -167,10 +205,19 @@ impl Store {
         let tree = self.shared.db.open_tree(names::queue_tree(name))?;
         let queue = Arc::new(Queue::new(
             name.to_string(),
-            QueueState::recover(tree, Vec::new())?,
+            QueueState::recover(tree, self.limits_of(name), Vec::new())?,
         ));
         queues.insert(name.to_string(), queue.clone());
         Ok(queue)
+    }
+
+    fn limits_of(&self, name: &str) -> Limits {
+        let shared = &self.shared;
+        shared
+            .queue_limits
+            .get(name)
+            .copied()
+            .unwrap_or(shared.limits)
     }
 
     fn find(&self, name: &str) -> Option<Arc<Queue>> {
@@ -202,6 +249,13 @@ impl Store {
             // A queue deleted since we looked it up: look again, it will be created anew.
             if guards.iter().any(|guard| guard.deleted) {
                 continue;
+            }
+            // All or none: a fanout that would overfill any target stores in none.
+            if !guards.iter().all(|guard| guard.fits(len)) {
+                return Err(Error::QueueFull);
+            }
+            for guard in &mut guards {
+                guard.make_room(len)?;
             }
             let id = self.shared.db.generate_id()?;
             let key = item::key(id);
@@ -469,7 +523,11 @@ fn check_format(meta: &sled::Tree, path: &Path) -> Result<(), Error> {
 }
 
 /// Loads every queue and its cursors; drops what a crash during `delete` left behind.
-fn recover(db: &sled::Db, meta: &sled::Tree) -> Result<BTreeMap<String, Arc<Queue>>, Error> {
+fn recover(
+    db: &sled::Db,
+    meta: &sled::Tree,
+    limits_of: impl Fn(&str) -> Limits,
+) -> Result<BTreeMap<String, Arc<Queue>>, Error> {
     let mut cursors: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
     for entry in meta.scan_prefix(names::CURSOR_PREFIX) {
         let (key, position) = entry?;
@@ -492,7 +550,7 @@ fn recover(db: &sled::Db, meta: &sled::Tree) -> Result<BTreeMap<String, Arc<Queu
                 let failed = db.open_tree(names::failed_tree(&name, &cursor))?;
                 queue_cursors.push((cursor, position, failed, names::next_generation()));
             }
-            let state = QueueState::recover(tree, queue_cursors)?;
+            let state = QueueState::recover(tree, limits_of(&name), queue_cursors)?;
             queues.insert(name.clone(), Arc::new(Queue::new(name, state)));
         }
     }

@@ -6,7 +6,7 @@
 //! Only short, non-blocking sled calls happen under the lock; waiting happens outside.
 
 use super::item::{self, Item};
-use super::{names, CursorStats, Error, QueueStats, ReadMode};
+use super::{names, CursorStats, Error, Limits, QueueStats, ReadMode};
 use event_listener::Event;
 use sled::Transactional;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -64,6 +64,7 @@ pub(crate) struct QueueState {
     /// Set once the queue is deleted: late closes and aborts on it do nothing.
     pub(crate) deleted: bool,
     pub(crate) tree: sled::Tree,
+    limits: Limits,
     /// Every id below this is either gone or held open: plain reads start here.
     head_hint: u64,
     /// Plain reads held open: id → payload length.
@@ -102,11 +103,13 @@ impl QueueState {
     /// Rebuilds a queue's state from its trees (at start-up, or for a new queue).
     pub(crate) fn recover(
         tree: sled::Tree,
+        limits: Limits,
         cursors: Vec<(String, u64, sled::Tree, u64)>,
     ) -> Result<QueueState, Error> {
         let mut state = QueueState {
             deleted: false,
             tree,
+            limits,
             head_hint: 0,
             open: HashMap::new(),
             items: 0,
@@ -143,6 +146,38 @@ impl QueueState {
             state.cursors.insert(name, cursor);
         }
         Ok(state)
+    }
+
+    /// Whether an item of `len` payload bytes may be added, discarding old items if the
+    /// queue's limits allow that. Changes nothing: see [`QueueState::make_room`].
+    pub(crate) fn fits(&self, len: u64) -> bool {
+        let open_bytes: u64 = self.open.values().sum();
+        let open_items = self.open.len() as u64;
+        // Waiting items can be discarded, open ones cannot.
+        let (items, bytes) = if self.limits.discard_old {
+            (open_items, open_bytes)
+        } else {
+            (open_items + self.items, open_bytes + self.bytes)
+        };
+        self.limits.max_items.is_none_or(|max| items < max)
+            && self.limits.max_bytes.is_none_or(|max| bytes + len <= max)
+    }
+
+    /// Discards the oldest waiting items until an item of `len` bytes is within the limits.
+    /// Call only after [`QueueState::fits`] said yes.
+    pub(crate) fn make_room(&mut self, len: u64) -> Result<(), Error> {
+        let over = |state: &QueueState| {
+            let items = state.items + state.open.len() as u64;
+            let bytes = state.bytes + state.open.values().sum::<u64>();
+            state.limits.max_items.is_some_and(|max| items >= max)
+                || state.limits.max_bytes.is_some_and(|max| bytes + len > max)
+        };
+        while self.limits.discard_old && over(self) {
+            if self.read_plain(ReadMode::Take, item::now_ms())?.is_none() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Accounts for an item just inserted under this queue's lock.
