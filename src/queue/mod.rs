@@ -324,11 +324,18 @@ impl Store {
 
     /// A future that completes when the queue (or cursor) may have something new to read.
     /// Take it *before* trying a read, so an item arriving in between is not missed.
-    pub fn listen(&self, queue: &str, cursor: Option<&str>) -> Result<Listener, Error> {
+    pub fn listen(
+        &self,
+        queue: &str,
+        cursor: Option<&str>,
+        mode: ReadMode,
+    ) -> Result<Listener, Error> {
         let handle = self.queue(queue)?;
-        let listener = match cursor {
-            None => handle.plain_event.listen(),
-            Some(_) => handle.cursor_event.listen(),
+        // A plain reader that takes consumes its wake-up with the item; any other reader
+        // must not swallow one meant for it, so it listens to the broadcast instead.
+        let listener = match (cursor, mode) {
+            (None, ReadMode::Take | ReadMode::Open) => handle.plain_event.listen(),
+            _ => handle.broadcast_event.listen(),
         };
         handle.waiters.fetch_add(1, Ordering::Relaxed);
         Ok(Listener {
@@ -352,7 +359,7 @@ impl Store {
                         handle.lock().delete(&self.storage(), queue)?;
                         // Waiters look the queue up again and find a new one.
                         handle.plain_event.notify(usize::MAX);
-                        handle.cursor_event.notify(usize::MAX);
+                        handle.broadcast_event.notify(usize::MAX);
                         true
                     }
                 }

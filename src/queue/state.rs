@@ -21,8 +21,8 @@ pub(crate) struct Queue {
     state: Mutex<QueueState>,
     /// Plain readers waiting for an item; each new item wakes one more.
     pub(crate) plain_event: Event,
-    /// Cursor readers waiting; every new item concerns all of them.
-    pub(crate) cursor_event: Event,
+    /// Readers that do not take the item (cursors, peeks) waiting: each item concerns all.
+    pub(crate) broadcast_event: Event,
     /// Blocked gets on this queue, for `stats`.
     pub(crate) waiters: AtomicUsize,
 }
@@ -33,7 +33,7 @@ impl Queue {
             name,
             state: Mutex::new(state),
             plain_event: Event::new(),
-            cursor_event: Event::new(),
+            broadcast_event: Event::new(),
             waiters: AtomicUsize::new(0),
         }
     }
@@ -50,7 +50,7 @@ impl Queue {
         if plain > 0 {
             self.plain_event.notify_additional(plain);
         }
-        self.cursor_event.notify(usize::MAX);
+        self.broadcast_event.notify(usize::MAX);
     }
 }
 

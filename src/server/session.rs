@@ -256,7 +256,7 @@ impl Session {
         }
         loop {
             // Listen before looking, so an item arriving in between still wakes us.
-            let listener = store.listen(queue, cursor)?;
+            let listener = store.listen(queue, cursor, mode)?;
             if let Some(read) = store.read(queue, cursor, mode)? {
                 return Ok(Some(read));
             }
