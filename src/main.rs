@@ -48,6 +48,11 @@ struct Options {
     #[structopt(long)]
     allow_shutdown: bool,
 
+    /// Refuse new items while the data directory's filesystem has less free space than this
+    /// (MiB), so storage never runs out under the queues; 0 disables the check.
+    #[structopt(long, default_value = "64")]
+    min_free_mb: u64,
+
     /// Most items a queue may hold (default: unlimited).
     #[structopt(long)]
     max_items: Option<u64>,
@@ -148,6 +153,7 @@ fn main() -> anyhow::Result<()> {
         sync: options.sync,
         limits,
         queue_limits,
+        min_free_bytes: options.min_free_mb.saturating_mul(1024 * 1024),
     };
     let store = Store::open(&store_config)
         .with_context(|| format!("cannot open the data directory {}", options.data.display()))?;

@@ -16,6 +16,7 @@
 
 mod durability;
 mod item;
+mod space;
 mod state;
 
 pub use durability::SyncMode;
@@ -24,6 +25,7 @@ pub use item::{now_ms, Item};
 use durability::Durability;
 use event_listener::EventListener;
 use sled::Transactional;
+use space::SpaceGuard;
 use state::{Held, Queue, QueueState, Storage};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -45,6 +47,8 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("queue full")]
     QueueFull,
+    #[error("disk full")]
+    DiskFull,
     #[error("sync failure: {0}")]
     Sync(String),
     #[error(
@@ -68,6 +72,8 @@ pub struct Config {
     /// Limits of every queue without its own entry in `queue_limits`.
     pub limits: Limits,
     pub queue_limits: HashMap<String, Limits>,
+    /// New items are refused while the filesystem has less free space than this.
+    pub min_free_bytes: u64,
 }
 
 impl Config {
@@ -79,6 +85,7 @@ impl Config {
             sync: SyncMode::Always,
             limits: Limits::default(),
             queue_limits: HashMap::new(),
+            min_free_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -140,6 +147,7 @@ struct Shared {
     path: PathBuf,
     limits: Limits,
     queue_limits: HashMap<String, Limits>,
+    space: SpaceGuard,
 }
 
 impl Store {
@@ -178,6 +186,7 @@ impl Store {
                 path: config.path.clone(),
                 limits: config.limits,
                 queue_limits: config.queue_limits.clone(),
+                space: SpaceGuard::new(&config.path, config.min_free_bytes)?,
             }),
         })
     }
@@ -238,6 +247,7 @@ impl Store {
         // Locks are always taken in name order, so two fanouts can never deadlock.
         names.sort_unstable();
         names.dedup();
+        self.shared.space.check(now_ms())?;
         let stored = sled::IVec::from(item::encode(flags, expires_ms, now_ms(), data));
         let len = data.len() as u64;
         let queues = loop {
