@@ -64,6 +64,11 @@ impl Durability {
         })
     }
 
+    /// Whether a write must wait for [`Durability::written`] before it counts as done.
+    pub(crate) fn waits(&self) -> bool {
+        self.mode == SyncMode::Always
+    }
+
     /// Call after a write; returns once the write is as durable as the mode promises.
     pub(crate) async fn written(&self) -> Result<(), Error> {
         self.writes.fetch_add(1, Ordering::Relaxed);

@@ -250,7 +250,8 @@ impl Store {
         self.shared.space.check(now_ms())?;
         let stored = sled::IVec::from(item::encode(flags, expires_ms, now_ms(), data));
         let len = data.len() as u64;
-        let queues = loop {
+        let durability = &self.shared.durability;
+        let (queues, id) = loop {
             let queues = names
                 .iter()
                 .map(|name| self.queue(name))
@@ -289,15 +290,24 @@ impl Store {
                     })?;
             }
             for guard in &mut guards {
-                guard.pushed(len);
+                guard.pushed(id, len, !durability.waits());
             }
             drop(guards);
-            break queues;
+            break (queues, id);
         };
-        for queue in &queues {
-            queue.notify(1);
+        if !durability.waits() {
+            for queue in &queues {
+                queue.notify(1);
+            }
+            return durability.written().await;
         }
-        self.shared.durability.written().await
+        // Once durable (or failed, or abandoned), readers may see it: served rather than
+        // held forever.
+        let _reveal = Reveal {
+            queues: &queues,
+            id,
+        };
+        durability.written().await
     }
 
     /// Reads from a queue (`cursor: None`) or one of its cursors. `Ok(None)`: nothing to read.
@@ -442,6 +452,21 @@ impl Store {
     pub fn flush_to_disk(&self) -> Result<(), Error> {
         self.shared.db.flush()?;
         Ok(())
+    }
+}
+
+/// Makes a written item visible to readers when dropped.
+struct Reveal<'a> {
+    queues: &'a [Arc<Queue>],
+    id: u64,
+}
+
+impl Drop for Reveal<'_> {
+    fn drop(&mut self) {
+        for queue in self.queues {
+            queue.lock().synced(self.id);
+            queue.notify(1);
+        }
     }
 }
 

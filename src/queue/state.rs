@@ -9,7 +9,7 @@ use super::item::{self, Item};
 use super::{names, CursorStats, Error, Limits, QueueStats, ReadMode};
 use event_listener::Event;
 use sled::Transactional;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -65,6 +65,9 @@ pub(crate) struct QueueState {
     pub(crate) deleted: bool,
     pub(crate) tree: sled::Tree,
     limits: Limits,
+    /// Items written but not yet durable (`--sync always`): no reader goes at or past the
+    /// oldest of them, so nothing is served that a crash could still undo.
+    unsynced: BTreeSet<u64>,
     /// Every id below this is either gone or held open: plain reads start here.
     head_hint: u64,
     /// Plain reads held open: id → payload length.
@@ -110,6 +113,7 @@ impl QueueState {
             deleted: false,
             tree,
             limits,
+            unsynced: BTreeSet::new(),
             head_hint: 0,
             open: HashMap::new(),
             items: 0,
@@ -181,13 +185,27 @@ impl QueueState {
     }
 
     /// Accounts for an item just inserted under this queue's lock.
-    pub(crate) fn pushed(&mut self, len: u64) {
+    /// `durable`: false while the write still waits for its sync; see [`QueueState::synced`].
+    pub(crate) fn pushed(&mut self, id: u64, len: u64, durable: bool) {
+        if !durable {
+            self.unsynced.insert(id);
+        }
         self.items += 1;
         self.bytes += len;
         self.total_items += 1;
         for cursor in self.cursors.values_mut() {
             cursor.remaining += 1;
         }
+    }
+
+    /// The write of `id` is durable (or failed for good): readers may now see it.
+    pub(crate) fn synced(&mut self, id: u64) {
+        self.unsynced.remove(&id);
+    }
+
+    /// Readers see ids below this only.
+    fn visible_end(&self) -> u64 {
+        self.unsynced.first().copied().unwrap_or(u64::MAX)
     }
 
     /// A plain read: the head item that is not held open, skipping and discarding expired ones.
@@ -197,7 +215,8 @@ impl QueueState {
         now: u64,
     ) -> Result<Option<(Item, Option<Held>)>, Error> {
         let mut found = None;
-        for entry in self.tree.range(item::key(self.head_hint)..) {
+        let end = item::key(self.visible_end());
+        for entry in self.tree.range(item::key(self.head_hint)..end) {
             let (key, value) = entry?;
             let id = item::id_of(&key);
             if self.open.contains_key(&id) {
@@ -260,6 +279,7 @@ impl QueueState {
         now: u64,
     ) -> Result<Option<(Item, Option<Held>)>, Error> {
         self.ensure_cursor(storage, queue, name)?;
+        let visible_end = self.visible_end();
         let tree = &self.tree;
         let cursor = match self.cursors.get_mut(name) {
             Some(cursor) => cursor,
@@ -287,7 +307,7 @@ impl QueueState {
         }
         let start = cursor.position;
         let mut found = None;
-        for entry in tree.range(item::key(cursor.position)..) {
+        for entry in tree.range(item::key(cursor.position)..item::key(visible_end)) {
             let (key, value) = entry?;
             let item = Item::new(item::id_of(&key), value);
             if item.is_expired(now) {

@@ -1,0 +1,941 @@
+//! Model-based property tests of the storage layer (`tern::queue::Store`), against small
+//! in-memory models written from SPEC.md (sections get, cursors, flush/delete).
+//!
+//! * `plain_queues_follow_the_model`: two queues, `set` (single and fanout), plain `get`,
+//!   `/open` (several leases held at once), `/close`, `/abort`, `/peek`, `flush`, `delete`
+//!   (later closes and aborts of its leases must do nothing) and restarts.
+//! * `cursors_follow_the_model`: one queue, a plain reader (`get`, `/open`) and two named
+//!   cursors, with cursor reads (`take`, `/open`, `/close`, `/abort`, `/peek`), cursor and queue
+//!   flushes, cursor and queue deletes, and restarts.
+//!
+//! After every step the payload returned (or its absence) and the `stats()` counters are
+//! compared with the model. Payloads and flags carry a counter, so a mismatch names the item.
+//! A restart drops every lease without closing it (each open read is given back, as on a
+//! disconnect), then drops the store and opens it again on the same directory.
+
+use futures_lite::future::block_on;
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestCaseError};
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+use tern::queue::{Config, Item, Lease, QueueStats, ReadMode, Store, SyncMode};
+
+/// Leases held at once: in all (plain property) or per cursor (cursor property).
+const MAX_LEASES: usize = 3;
+const MAX_STEPS: usize = 40;
+const CASES: u32 = 64;
+
+fn proptest_config() -> ProptestConfig {
+    ProptestConfig {
+        // `PROPTEST_CASES=n` runs a longer search.
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|cases| cases.parse().ok())
+            .unwrap_or(CASES),
+        // Only this file may be written: no `proptest-regressions/` directory.
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+fn open_store(dir: &Path) -> Store {
+    let mut config = Config::new(dir);
+    config.cache_bytes = 1 << 20;
+    config.sync = SyncMode::Never;
+    // sled 0.34 releases its directory lock from a background thread after the last handle
+    // is dropped (spacejam/sled#1234, #1289), so an immediate reopen can briefly find it
+    // taken. Retry only that error, for a bounded time.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match Store::open(&config) {
+            Ok(store) => return store,
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                assert!(Instant::now() < deadline, "reopen the store: {e}");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => panic!("open the store: {e}"),
+        }
+    }
+}
+
+/// A distinct payload: `#<counter>` padded with dots, so lengths (and `bytes`) vary.
+fn payload(counter: u64, pad: usize) -> Vec<u8> {
+    let mut data = format!("#{counter}").into_bytes();
+    data.resize(data.len() + pad, b'.');
+    data
+}
+
+fn show(data: Option<&[u8]>) -> String {
+    match data {
+        Some(data) => format!("{:?}", String::from_utf8_lossy(data)),
+        None => "nothing".to_string(),
+    }
+}
+
+/// A model item: the model's own id (push order) and the payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MItem {
+    id: u64,
+    data: Vec<u8>,
+}
+
+/// Compares what a read returned with what the model expects (payload and flags).
+fn check_item(got: Option<&Item>, want: Option<&MItem>) -> Result<(), String> {
+    let got_data = got.map(Item::data);
+    let want_data = want.map(|item| item.data.as_slice());
+    if got_data != want_data {
+        return Err(format!(
+            "store returned {}, model expects {}",
+            show(got_data),
+            show(want_data)
+        ));
+    }
+    if let (Some(got), Some(want)) = (got, want) {
+        if u64::from(got.flags()) != want.id {
+            return Err(format!(
+                "flags {} returned with {}, stored as {}",
+                got.flags(),
+                show(Some(want.data.as_slice())),
+                want.id
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn find_stats<'a>(stats: &'a [QueueStats], name: &str) -> Option<&'a QueueStats> {
+    stats.iter().find(|queue| queue.name == name)
+}
+
+/// Runs `steps`, calling `apply` on each; a failure reports the steps run so far.
+fn run<S: std::fmt::Debug>(
+    steps: &[S],
+    mut apply: impl FnMut(&S) -> Result<String, String>,
+) -> Result<(), TestCaseError> {
+    let mut trace = String::new();
+    for (index, step) in steps.iter().enumerate() {
+        match apply(step) {
+            Ok(outcome) => {
+                let _ = writeln!(trace, "  {index:>2}: {step:?} -> {outcome}");
+            }
+            Err(problem) => {
+                let _ = writeln!(trace, "  {index:>2}: {step:?} -> FAILED: {problem}");
+                return Err(TestCaseError::fail(format!(
+                    "step {index} ({step:?}) disagrees with the model\n{trace}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plain queues
+// ---------------------------------------------------------------------------------------------
+
+const QUEUES: [&str; 2] = ["alpha", "beta"];
+
+#[derive(Debug, Clone)]
+enum Plain {
+    Push {
+        q: usize,
+        pad: usize,
+    },
+    /// `set alpha+beta`: one item into both queues.
+    PushBoth {
+        pad: usize,
+    },
+    Pop {
+        q: usize,
+    },
+    Open {
+        q: usize,
+    },
+    Close(usize),
+    Abort(usize),
+    Peek {
+        q: usize,
+    },
+    Flush {
+        q: usize,
+    },
+    Delete {
+        q: usize,
+    },
+    Restart,
+}
+
+fn plain_step() -> impl Strategy<Value = Plain> {
+    let q = 0..QUEUES.len();
+    prop_oneof![
+        4 => (q.clone(), 0..4usize).prop_map(|(q, pad)| Plain::Push { q, pad }),
+        1 => (0..4usize).prop_map(|pad| Plain::PushBoth { pad }),
+        2 => q.clone().prop_map(|q| Plain::Pop { q }),
+        3 => q.clone().prop_map(|q| Plain::Open { q }),
+        2 => (0..MAX_LEASES).prop_map(Plain::Close),
+        2 => (0..MAX_LEASES).prop_map(Plain::Abort),
+        1 => q.clone().prop_map(|q| Plain::Peek { q }),
+        1 => q.clone().prop_map(|q| Plain::Flush { q }),
+        1 => q.prop_map(|q| Plain::Delete { q }),
+        1 => Just(Plain::Restart),
+    ]
+}
+
+/// One queue as SPEC describes it: items given back (by abort or restart) are served before
+/// all others, oldest id first; then the rest in push order.
+#[derive(Debug, Default)]
+struct PlainQueue {
+    /// Created (by a put or a read); `flush` never creates.
+    exists: bool,
+    returned: BTreeMap<u64, Vec<u8>>,
+    fresh: VecDeque<MItem>,
+}
+
+impl PlainQueue {
+    fn head(&self) -> Option<MItem> {
+        match self.returned.iter().next() {
+            Some((&id, data)) => Some(MItem {
+                id,
+                data: data.clone(),
+            }),
+            None => self.fresh.front().cloned(),
+        }
+    }
+
+    fn take(&mut self) -> Option<MItem> {
+        match self.returned.pop_first() {
+            Some((id, data)) => Some(MItem { id, data }),
+            None => self.fresh.pop_front(),
+        }
+    }
+
+    fn give_back(&mut self, item: MItem) {
+        self.returned.insert(item.id, item.data);
+    }
+
+    fn items(&self) -> u64 {
+        (self.returned.len() + self.fresh.len()) as u64
+    }
+
+    fn bytes(&self) -> u64 {
+        let returned: usize = self.returned.values().map(Vec::len).sum();
+        let fresh: usize = self.fresh.iter().map(|item| item.data.len()).sum();
+        (returned + fresh) as u64
+    }
+}
+
+struct PlainModel {
+    queues: Vec<PlainQueue>,
+    /// Open reads, parallel to the harness's leases: (queue index, item). The index is `None`
+    /// once the queue was deleted: closing or aborting that lease then does nothing.
+    open: Vec<(Option<usize>, MItem)>,
+    next_id: u64,
+}
+
+struct PlainHarness {
+    dir: TempDir,
+    store: Option<Store>,
+    leases: Vec<Lease>,
+    model: PlainModel,
+}
+
+impl PlainHarness {
+    fn new() -> PlainHarness {
+        let dir = tempfile::Builder::new()
+            .prefix("tern-store-model")
+            .tempdir()
+            .expect("temp dir");
+        let store = open_store(dir.path());
+        PlainHarness {
+            dir,
+            store: Some(store),
+            leases: Vec::new(),
+            model: PlainModel {
+                queues: QUEUES.iter().map(|_| PlainQueue::default()).collect(),
+                open: Vec::new(),
+                next_id: 0,
+            },
+        }
+    }
+
+    fn store(&self) -> &Store {
+        self.store.as_ref().expect("store is open")
+    }
+
+    fn read(&self, q: usize, mode: ReadMode) -> Result<Option<(Item, Option<Lease>)>, String> {
+        self.store()
+            .read(QUEUES[q], None, mode)
+            .map_err(|e| format!("read failed: {e}"))
+    }
+
+    fn apply(&mut self, step: &Plain) -> Result<String, String> {
+        let outcome = self.apply_step(step)?;
+        self.check_stats()?;
+        Ok(outcome)
+    }
+
+    fn apply_step(&mut self, step: &Plain) -> Result<String, String> {
+        match *step {
+            Plain::Push { q, pad } => {
+                let id = self.model.next_id;
+                self.model.next_id += 1;
+                let data = payload(id, pad);
+                block_on(
+                    self.store()
+                        .put(&[QUEUES[q].to_string()], id as u32, None, &data),
+                )
+                .map_err(|e| format!("put failed: {e}"))?;
+                self.model.queues[q].exists = true;
+                self.model.queues[q].fresh.push_back(MItem { id, data });
+                Ok(format!("pushed #{id}"))
+            }
+            Plain::PushBoth { pad } => {
+                let id = self.model.next_id;
+                self.model.next_id += 1;
+                let data = payload(id, pad);
+                let names: Vec<String> = QUEUES.iter().map(|name| name.to_string()).collect();
+                block_on(self.store().put(&names, id as u32, None, &data))
+                    .map_err(|e| format!("put failed: {e}"))?;
+                for queue in &mut self.model.queues {
+                    queue.exists = true;
+                    queue.fresh.push_back(MItem {
+                        id,
+                        data: data.clone(),
+                    });
+                }
+                Ok(format!("pushed #{id} to both"))
+            }
+            Plain::Pop { q } => {
+                let got = self.read(q, ReadMode::Take)?;
+                let queue = &mut self.model.queues[q];
+                queue.exists = true;
+                let want = queue.take();
+                if got.as_ref().is_some_and(|(_, lease)| lease.is_some()) {
+                    return Err("a plain take came with a lease".into());
+                }
+                let got = got.map(|(item, _)| item);
+                check_item(got.as_ref(), want.as_ref())?;
+                Ok(show(got.as_ref().map(Item::data)))
+            }
+            Plain::Open { q } => {
+                if self.leases.len() >= MAX_LEASES {
+                    return Ok("skipped (enough leases held)".into());
+                }
+                let got = self.read(q, ReadMode::Open)?;
+                let queue = &mut self.model.queues[q];
+                queue.exists = true;
+                let want = queue.take();
+                let (item, lease) = match got {
+                    Some((item, lease)) => (Some(item), lease),
+                    None => (None, None),
+                };
+                check_item(item.as_ref(), want.as_ref())?;
+                if let Some(want) = want {
+                    let lease = lease.ok_or("an open read came without a lease")?;
+                    self.leases.push(lease);
+                    self.model.open.push((Some(q), want));
+                }
+                Ok(format!(
+                    "{} (lease {} of {})",
+                    show(item.as_ref().map(Item::data)),
+                    self.leases.len().saturating_sub(1),
+                    self.leases.len()
+                ))
+            }
+            Plain::Close(i) | Plain::Abort(i) => {
+                if self.leases.is_empty() {
+                    return Ok("skipped (no lease)".into());
+                }
+                let i = i % self.leases.len();
+                let lease = self.leases.remove(i);
+                let (q, item) = self.model.open.remove(i);
+                let what = show(Some(item.data.as_slice()));
+                let stale = if q.is_none() { " (queue deleted)" } else { "" };
+                if matches!(step, Plain::Close(_)) {
+                    lease.close().map_err(|e| format!("close failed: {e}"))?;
+                    Ok(format!("closed lease {i}: {what}{stale}"))
+                } else {
+                    lease.abort();
+                    if let Some(q) = q {
+                        self.model.queues[q].give_back(item);
+                    }
+                    Ok(format!("aborted lease {i}: {what}{stale}"))
+                }
+            }
+            Plain::Peek { q } => {
+                let got = self.read(q, ReadMode::Peek)?;
+                let queue = &mut self.model.queues[q];
+                queue.exists = true;
+                let want = queue.head();
+                let got = got.map(|(item, _)| item);
+                check_item(got.as_ref(), want.as_ref())?;
+                Ok(show(got.as_ref().map(Item::data)))
+            }
+            Plain::Flush { q } => {
+                block_on(self.store().flush(QUEUES[q], None))
+                    .map_err(|e| format!("flush failed: {e}"))?;
+                let queue = &mut self.model.queues[q];
+                queue.returned.clear();
+                queue.fresh.clear();
+                Ok("flushed".into())
+            }
+            Plain::Delete { q } => {
+                let existed = block_on(self.store().delete(QUEUES[q], None))
+                    .map_err(|e| format!("delete failed: {e}"))?;
+                let want = self.model.queues[q].exists;
+                self.model.queues[q] = PlainQueue::default();
+                for (oq, _) in &mut self.model.open {
+                    if *oq == Some(q) {
+                        *oq = None;
+                    }
+                }
+                if existed != want {
+                    return Err(format!("delete said existed={existed}, model {want}"));
+                }
+                Ok(if existed { "DELETED" } else { "NOT_FOUND" }.into())
+            }
+            Plain::Restart => {
+                // Every lease is lost without a close: its item is waiting again.
+                self.leases.clear();
+                for (q, item) in self.model.open.drain(..) {
+                    if let Some(q) = q {
+                        self.model.queues[q].give_back(item);
+                    }
+                }
+                self.store = None;
+                self.store = Some(open_store(self.dir.path()));
+                Ok("restarted".into())
+            }
+        }
+    }
+
+    fn check_stats(&self) -> Result<(), String> {
+        let stats = self.store().stats();
+        for (q, name) in QUEUES.iter().enumerate() {
+            let queue = &self.model.queues[q];
+            let open = self
+                .model
+                .open
+                .iter()
+                .filter(|(oq, _)| *oq == Some(q))
+                .count() as u64;
+            let want = (queue.items(), queue.bytes(), open);
+            match find_stats(&stats, name) {
+                Some(got) => {
+                    if !queue.exists {
+                        return Err(format!("stats list queue {name}, never created"));
+                    }
+                    let got = (got.items, got.bytes, got.open_transactions);
+                    if got != want {
+                        return Err(format!(
+                            "stats of {name} (items, bytes, open_transactions): \
+                             store {got:?}, model {want:?}"
+                        ));
+                    }
+                }
+                None => {
+                    if queue.exists {
+                        return Err(format!("stats miss queue {name}; model {want:?}"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run_plain(steps: &[Plain]) -> Result<(), TestCaseError> {
+    let mut harness = PlainHarness::new();
+    run(steps, |step| harness.apply(step))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cursors
+// ---------------------------------------------------------------------------------------------
+
+const QUEUE: &str = "work";
+const CURSORS: [&str; 2] = ["billing", "audit"];
+
+#[derive(Debug, Clone)]
+enum Cur {
+    Push {
+        pad: usize,
+    },
+    /// Plain `get q`.
+    Pop,
+    /// Plain `get q/open` (one plain lease at most), then `PlainEnd` closes or aborts it.
+    PlainOpen,
+    PlainEnd {
+        close: bool,
+    },
+    Take(usize),
+    Open(usize),
+    Close(usize, usize),
+    Abort(usize, usize),
+    Peek(usize),
+    FlushCursor(usize),
+    /// `flush <queue>`: also moves every cursor to the tail.
+    FlushQueue,
+    DeleteCursor(usize),
+    DeleteQueue,
+    Restart,
+}
+
+fn cursor_step() -> impl Strategy<Value = Cur> {
+    let c = 0..CURSORS.len();
+    prop_oneof![
+        5 => (0..4usize).prop_map(|pad| Cur::Push { pad }),
+        2 => Just(Cur::Pop),
+        1 => Just(Cur::PlainOpen),
+        1 => any::<bool>().prop_map(|close| Cur::PlainEnd { close }),
+        3 => c.clone().prop_map(Cur::Take),
+        3 => c.clone().prop_map(Cur::Open),
+        2 => (c.clone(), 0..MAX_LEASES).prop_map(|(c, i)| Cur::Close(c, i)),
+        2 => (c.clone(), 0..MAX_LEASES).prop_map(|(c, i)| Cur::Abort(c, i)),
+        1 => c.clone().prop_map(Cur::Peek),
+        1 => c.clone().prop_map(Cur::FlushCursor),
+        1 => Just(Cur::FlushQueue),
+        1 => c.prop_map(Cur::DeleteCursor),
+        1 => Just(Cur::DeleteQueue),
+        1 => Just(Cur::Restart),
+    ]
+}
+
+/// One cursor as SPEC describes it.
+#[derive(Debug, Default)]
+struct MCursor {
+    created: bool,
+    /// Next model id to read from the queue: it has read (or skipped) everything before.
+    position: u64,
+    /// Failed reads waiting, served first, oldest id first; copies of the items.
+    failed: BTreeMap<u64, Vec<u8>>,
+    /// Open reads, parallel to the harness's leases of this cursor; `false` once the cursor
+    /// (or its queue) was deleted: closing or aborting that lease then does nothing.
+    open: Vec<(MItem, bool)>,
+}
+
+impl MCursor {
+    /// Deleted: gone with its failed reads; its open reads are dropped.
+    fn delete(&mut self) -> bool {
+        let existed = self.created;
+        let open = std::mem::take(&mut self.open);
+        *self = MCursor {
+            open: open.into_iter().map(|(item, _)| (item, false)).collect(),
+            ..MCursor::default()
+        };
+        existed
+    }
+}
+
+#[derive(Debug)]
+struct CursorModel {
+    exists: bool,
+    /// Every item in the queue (waiting or held open by the plain reader), by id.
+    items: BTreeMap<u64, Vec<u8>>,
+    /// The plain reader's open read, if any.
+    plain_open: Option<MItem>,
+    /// The plain reader's open read on a queue deleted since.
+    plain_stale: Option<MItem>,
+    cursors: Vec<MCursor>,
+    next_id: u64,
+}
+
+impl CursorModel {
+    /// The oldest item not held open by the plain reader.
+    fn plain_head(&self) -> Option<MItem> {
+        let open = self.plain_open.as_ref().map(|item| item.id);
+        self.items
+            .iter()
+            .find(|(id, _)| Some(**id) != open)
+            .map(|(&id, data)| MItem {
+                id,
+                data: data.clone(),
+            })
+    }
+
+    fn ensure_cursor(&mut self, c: usize) {
+        self.exists = true;
+        let cursor = &mut self.cursors[c];
+        if !cursor.created {
+            // At the current head: it sees every item still in the queue.
+            cursor.created = true;
+            cursor.position = 0;
+            cursor.failed.clear();
+        }
+    }
+
+    /// What the next read of cursor `c` returns, and whether it comes from its failed reads.
+    fn cursor_next(&self, c: usize) -> Option<(MItem, bool)> {
+        let cursor = &self.cursors[c];
+        if let Some((&id, data)) = cursor.failed.iter().next() {
+            let item = MItem {
+                id,
+                data: data.clone(),
+            };
+            return Some((item, true));
+        }
+        self.items
+            .range(cursor.position..)
+            .next()
+            .map(|(&id, data)| {
+                let item = MItem {
+                    id,
+                    data: data.clone(),
+                };
+                (item, false)
+            })
+    }
+
+    /// Moves cursor `c` past what it just read.
+    fn cursor_consume(&mut self, c: usize, item: &MItem, from_failed: bool) {
+        let cursor = &mut self.cursors[c];
+        if from_failed {
+            cursor.failed.remove(&item.id);
+        } else {
+            cursor.position = item.id + 1;
+        }
+    }
+
+    /// `flush <queue>.<cursor>`: failed reads dropped (open ones stay open), to the tail.
+    fn flush_cursor(&mut self, c: usize) {
+        let tail = self.next_id;
+        let cursor = &mut self.cursors[c];
+        if cursor.created {
+            cursor.failed.clear();
+            cursor.position = cursor.position.max(tail);
+        }
+    }
+
+    /// (items, failed_items, open_transactions) of cursor `c`.
+    fn cursor_stats(&self, c: usize) -> (u64, u64, u64) {
+        let cursor = &self.cursors[c];
+        let unread = self.items.range(cursor.position..).count();
+        (
+            (unread + cursor.failed.len()) as u64,
+            cursor.failed.len() as u64,
+            cursor.open.iter().filter(|(_, live)| *live).count() as u64,
+        )
+    }
+}
+
+struct CursorHarness {
+    dir: TempDir,
+    store: Option<Store>,
+    plain_lease: Option<Lease>,
+    leases: Vec<Vec<Lease>>,
+    model: CursorModel,
+}
+
+impl CursorHarness {
+    fn new() -> CursorHarness {
+        let dir = tempfile::Builder::new()
+            .prefix("tern-cursor-model")
+            .tempdir()
+            .expect("temp dir");
+        let store = open_store(dir.path());
+        CursorHarness {
+            dir,
+            store: Some(store),
+            plain_lease: None,
+            leases: CURSORS.iter().map(|_| Vec::new()).collect(),
+            model: CursorModel {
+                exists: false,
+                items: BTreeMap::new(),
+                plain_open: None,
+                plain_stale: None,
+                cursors: CURSORS.iter().map(|_| MCursor::default()).collect(),
+                next_id: 0,
+            },
+        }
+    }
+
+    fn store(&self) -> &Store {
+        self.store.as_ref().expect("store is open")
+    }
+
+    fn read(
+        &self,
+        cursor: Option<usize>,
+        mode: ReadMode,
+    ) -> Result<Option<(Item, Option<Lease>)>, String> {
+        self.store()
+            .read(QUEUE, cursor.map(|c| CURSORS[c]), mode)
+            .map_err(|e| format!("read failed: {e}"))
+    }
+
+    fn apply(&mut self, step: &Cur) -> Result<String, String> {
+        let outcome = self.apply_step(step)?;
+        self.check_stats()?;
+        Ok(outcome)
+    }
+
+    fn apply_step(&mut self, step: &Cur) -> Result<String, String> {
+        match *step {
+            Cur::Push { pad } => {
+                let id = self.model.next_id;
+                self.model.next_id += 1;
+                let data = payload(id, pad);
+                block_on(
+                    self.store()
+                        .put(&[QUEUE.to_string()], id as u32, None, &data),
+                )
+                .map_err(|e| format!("put failed: {e}"))?;
+                self.model.exists = true;
+                self.model.items.insert(id, data);
+                Ok(format!("pushed #{id}"))
+            }
+            Cur::Pop => {
+                let got = self.read(None, ReadMode::Take)?.map(|(item, _)| item);
+                self.model.exists = true;
+                let want = self.model.plain_head();
+                if let Some(want) = &want {
+                    self.model.items.remove(&want.id);
+                }
+                check_item(got.as_ref(), want.as_ref())?;
+                Ok(show(got.as_ref().map(Item::data)))
+            }
+            Cur::PlainOpen => {
+                if self.plain_lease.is_some() {
+                    return Ok("skipped (plain lease held)".into());
+                }
+                let got = self.read(None, ReadMode::Open)?;
+                self.model.exists = true;
+                let want = self.model.plain_head();
+                let (item, lease) = match got {
+                    Some((item, lease)) => (Some(item), lease),
+                    None => (None, None),
+                };
+                check_item(item.as_ref(), want.as_ref())?;
+                if want.is_some() {
+                    self.plain_lease = Some(lease.ok_or("an open read came without a lease")?);
+                    self.model.plain_open = want;
+                }
+                Ok(show(item.as_ref().map(Item::data)))
+            }
+            Cur::PlainEnd { close } => {
+                let lease = match self.plain_lease.take() {
+                    Some(lease) => lease,
+                    None => return Ok("skipped (no plain lease)".into()),
+                };
+                let (item, stale) = match self.model.plain_open.take() {
+                    Some(item) => (item, ""),
+                    None => {
+                        let item = self.model.plain_stale.take();
+                        (item.expect("model plain lease"), " (queue deleted)")
+                    }
+                };
+                let what = show(Some(item.data.as_slice()));
+                if close {
+                    lease.close().map_err(|e| format!("close failed: {e}"))?;
+                    if stale.is_empty() {
+                        self.model.items.remove(&item.id);
+                    }
+                    Ok(format!("closed {what}{stale}"))
+                } else {
+                    lease.abort();
+                    Ok(format!("aborted {what}{stale}"))
+                }
+            }
+            Cur::Take(c) | Cur::Peek(c) => {
+                let mode = match step {
+                    Cur::Take(_) => ReadMode::Take,
+                    _ => ReadMode::Peek,
+                };
+                let got = self.read(Some(c), mode)?.map(|(item, _)| item);
+                self.model.ensure_cursor(c);
+                let next = self.model.cursor_next(c);
+                if let (ReadMode::Take, Some((item, from_failed))) = (mode, &next) {
+                    self.model.cursor_consume(c, item, *from_failed);
+                }
+                check_item(got.as_ref(), next.as_ref().map(|(item, _)| item))?;
+                Ok(show(got.as_ref().map(Item::data)))
+            }
+            Cur::Open(c) => {
+                if self.leases[c].len() >= MAX_LEASES {
+                    return Ok("skipped (enough leases held)".into());
+                }
+                let got = self.read(Some(c), ReadMode::Open)?;
+                self.model.ensure_cursor(c);
+                let next = self.model.cursor_next(c);
+                let (item, lease) = match got {
+                    Some((item, lease)) => (Some(item), lease),
+                    None => (None, None),
+                };
+                check_item(item.as_ref(), next.as_ref().map(|(item, _)| item))?;
+                if let Some((want, from_failed)) = next {
+                    self.model.cursor_consume(c, &want, from_failed);
+                    self.model.cursors[c].open.push((want, true));
+                    self.leases[c].push(lease.ok_or("an open read came without a lease")?);
+                }
+                Ok(format!(
+                    "{} (lease {} of {})",
+                    show(item.as_ref().map(Item::data)),
+                    self.leases[c].len().saturating_sub(1),
+                    self.leases[c].len()
+                ))
+            }
+            Cur::Close(c, i) | Cur::Abort(c, i) => {
+                if self.leases[c].is_empty() {
+                    return Ok("skipped (no lease)".into());
+                }
+                let i = i % self.leases[c].len();
+                let lease = self.leases[c].remove(i);
+                let (item, live) = self.model.cursors[c].open.remove(i);
+                let what = show(Some(item.data.as_slice()));
+                let stale = if live { "" } else { " (cursor deleted)" };
+                if matches!(step, Cur::Close(..)) {
+                    lease.close().map_err(|e| format!("close failed: {e}"))?;
+                    Ok(format!("closed lease {i}: {what}{stale}"))
+                } else {
+                    lease.abort();
+                    if live {
+                        self.model.cursors[c].failed.insert(item.id, item.data);
+                    }
+                    Ok(format!("aborted lease {i}: {what}{stale}"))
+                }
+            }
+            Cur::FlushCursor(c) => {
+                block_on(self.store().flush(QUEUE, Some(CURSORS[c])))
+                    .map_err(|e| format!("flush failed: {e}"))?;
+                self.model.flush_cursor(c);
+                Ok("flushed".into())
+            }
+            Cur::FlushQueue => {
+                block_on(self.store().flush(QUEUE, None))
+                    .map_err(|e| format!("flush failed: {e}"))?;
+                let open = self.model.plain_open.as_ref().map(|item| item.id);
+                self.model.items.retain(|id, _| Some(*id) == open);
+                for c in 0..CURSORS.len() {
+                    self.model.flush_cursor(c);
+                }
+                Ok("flushed".into())
+            }
+            Cur::DeleteCursor(c) => {
+                let existed = block_on(self.store().delete(QUEUE, Some(CURSORS[c])))
+                    .map_err(|e| format!("delete failed: {e}"))?;
+                let want = self.model.cursors[c].delete();
+                if existed != want {
+                    return Err(format!("delete said existed={existed}, model {want}"));
+                }
+                Ok(if existed { "DELETED" } else { "NOT_FOUND" }.into())
+            }
+            Cur::DeleteQueue => {
+                let existed = block_on(self.store().delete(QUEUE, None))
+                    .map_err(|e| format!("delete failed: {e}"))?;
+                let model = &mut self.model;
+                let want = model.exists;
+                model.exists = false;
+                model.items.clear();
+                if let Some(item) = model.plain_open.take() {
+                    model.plain_stale = Some(item);
+                }
+                for cursor in &mut model.cursors {
+                    cursor.delete();
+                }
+                if existed != want {
+                    return Err(format!("delete said existed={existed}, model {want}"));
+                }
+                Ok(if existed { "DELETED" } else { "NOT_FOUND" }.into())
+            }
+            Cur::Restart => {
+                // Every lease is lost without a close: a plain item is waiting again, a
+                // cursor's open read is in its failed reads.
+                self.plain_lease = None;
+                self.model.plain_open = None;
+                self.model.plain_stale = None;
+                for leases in &mut self.leases {
+                    leases.clear();
+                }
+                for cursor in &mut self.model.cursors {
+                    for (item, live) in std::mem::take(&mut cursor.open) {
+                        if live {
+                            cursor.failed.insert(item.id, item.data);
+                        }
+                    }
+                }
+                self.store = None;
+                self.store = Some(open_store(self.dir.path()));
+                Ok("restarted".into())
+            }
+        }
+    }
+
+    fn check_stats(&self) -> Result<(), String> {
+        let stats = self.store().stats();
+        let model = &self.model;
+        let got = match find_stats(&stats, QUEUE) {
+            Some(got) => got,
+            None if model.exists => return Err(format!("stats miss queue {QUEUE}")),
+            None => return Ok(()),
+        };
+        if !model.exists {
+            return Err(format!("stats list queue {QUEUE}, never created"));
+        }
+        let plain_open = model.plain_open.as_ref();
+        let waiting: Vec<&Vec<u8>> = model
+            .items
+            .iter()
+            .filter(|(id, _)| Some(**id) != plain_open.map(|item| item.id))
+            .map(|(_, data)| data)
+            .collect();
+        let want = (
+            waiting.len() as u64,
+            waiting.iter().map(|data| data.len() as u64).sum::<u64>(),
+            u64::from(plain_open.is_some()),
+        );
+        let have = (got.items, got.bytes, got.open_transactions);
+        if have != want {
+            return Err(format!(
+                "stats of {QUEUE} (items, bytes, open_transactions): store {have:?}, model {want:?}"
+            ));
+        }
+        let created: Vec<&str> = CURSORS
+            .iter()
+            .enumerate()
+            .filter(|(c, _)| model.cursors[*c].created)
+            .map(|(_, name)| *name)
+            .collect();
+        let mut listed: Vec<&str> = got.cursors.iter().map(|c| c.name.as_str()).collect();
+        listed.sort_unstable();
+        let mut expected = created.clone();
+        expected.sort_unstable();
+        if listed != expected {
+            return Err(format!("stats list cursors {listed:?}, model {expected:?}"));
+        }
+        for (c, name) in CURSORS.iter().enumerate() {
+            if let Some(cursor) = got.cursors.iter().find(|cursor| cursor.name == *name) {
+                let have = (cursor.items, cursor.failed_items, cursor.open_transactions);
+                let want = model.cursor_stats(c);
+                if have != want {
+                    return Err(format!(
+                        "stats of cursor {name} (items, failed_items, open_transactions): \
+                         store {have:?}, model {want:?}"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run_cursors(steps: &[Cur]) -> Result<(), TestCaseError> {
+    let mut harness = CursorHarness::new();
+    run(steps, |step| harness.apply(step))
+}
+
+proptest! {
+    #![proptest_config(proptest_config())]
+
+    #[test]
+    fn plain_queues_follow_the_model(steps in prop::collection::vec(plain_step(), 1..=MAX_STEPS)) {
+        run_plain(&steps)?;
+    }
+
+    #[test]
+    fn cursors_follow_the_model(steps in prop::collection::vec(cursor_step(), 1..=MAX_STEPS)) {
+        run_cursors(&steps)?;
+    }
+}
