@@ -16,6 +16,7 @@
 
 mod durability;
 mod item;
+mod snapshot;
 mod space;
 mod state;
 
@@ -175,7 +176,7 @@ impl Store {
                 .copied()
                 .unwrap_or(config.limits)
         };
-        let queues = recover(&db, &meta, limits_of)?;
+        let queues = recover(&db, &meta, &config.path, limits_of)?;
         let durability = Durability::start(db.clone(), &config.path, config.sync)?;
         Ok(Store {
             shared: Arc::new(Shared {
@@ -214,7 +215,12 @@ impl Store {
         let tree = self.shared.db.open_tree(names::queue_tree(name))?;
         let queue = Arc::new(Queue::new(
             name.to_string(),
-            QueueState::recover(tree, self.limits_of(name), Vec::new())?,
+            QueueState::recover(
+                tree,
+                self.limits_of(name),
+                Vec::new(),
+                Some(&Default::default()),
+            )?,
         ));
         queues.insert(name.to_string(), queue.clone());
         Ok(queue)
@@ -448,9 +454,22 @@ impl Store {
         directory_size(&self.shared.path)
     }
 
-    /// Writes everything to disk (on shutdown).
-    pub fn flush_to_disk(&self) -> Result<(), Error> {
+    /// The last act of a graceful stop: writes every queue's counters (so the next start
+    /// needs no scan) and flushes everything to disk.
+    pub fn close(&self) -> Result<(), Error> {
+        let queues = self
+            .shared
+            .queues
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let states: Vec<_> = queues
+            .iter()
+            .map(|(name, queue)| (name.as_str(), queue.lock()))
+            .collect();
+        let text = snapshot::encode(states.iter().map(|(name, state)| (*name, state.counts())));
+        self.shared.meta.insert(snapshot::KEY, text.as_bytes())?;
         self.shared.db.flush()?;
+        std::fs::File::open(self.shared.path.join("db"))?.sync_data()?;
         Ok(())
     }
 }
@@ -568,6 +587,7 @@ fn check_format(meta: &sled::Tree, path: &Path) -> Result<(), Error> {
 fn recover(
     db: &sled::Db,
     meta: &sled::Tree,
+    path: &Path,
     limits_of: impl Fn(&str) -> Limits,
 ) -> Result<BTreeMap<String, Arc<Queue>>, Error> {
     let mut cursors: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
@@ -583,6 +603,15 @@ fn recover(
             }
         }
     }
+    // A snapshot is valid for this start only: remove it durably before anything changes.
+    let snapshot = match meta.remove(snapshot::KEY)? {
+        Some(text) => {
+            db.flush()?;
+            std::fs::File::open(path.join("db"))?.sync_data()?;
+            snapshot::decode(&text)
+        }
+        None => None,
+    };
     let mut queues = BTreeMap::new();
     for tree_name in db.tree_names() {
         if let Some(name) = names::parse_queue_tree(&tree_name) {
@@ -592,7 +621,12 @@ fn recover(
                 let failed = db.open_tree(names::failed_tree(&name, &cursor))?;
                 queue_cursors.push((cursor, position, failed, names::next_generation()));
             }
-            let state = QueueState::recover(tree, limits_of(&name), queue_cursors)?;
+            let state = QueueState::recover(
+                tree,
+                limits_of(&name),
+                queue_cursors,
+                snapshot.as_ref().and_then(|s| s.get(&name)),
+            )?;
             queues.insert(name.clone(), Arc::new(Queue::new(name, state)));
         }
     }

@@ -95,6 +95,40 @@ pub(crate) struct CursorState {
     failed_items: u64,
 }
 
+/// A queue's counters, kept across a clean restart so start-up needs no scan.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) items: u64,
+    pub(crate) bytes: u64,
+    /// Per cursor: items at or after its position.
+    pub(crate) remaining: HashMap<String, u64>,
+}
+
+impl Counts {
+    /// Counts by reading every item (after a crash).
+    fn scan(tree: &sled::Tree, cursors: &[(&str, u64)]) -> Result<Counts, Error> {
+        let mut counts = Counts::default();
+        let mut positions: Vec<u64> = cursors.iter().map(|c| c.1).collect();
+        positions.sort_unstable();
+        let mut remaining = vec![0u64; positions.len()];
+        for entry in tree.iter() {
+            let (key, value) = entry?;
+            counts.items += 1;
+            counts.bytes += item::payload_len(&value);
+            // Cursors at or before this id still have it to read.
+            let behind = positions.partition_point(|&p| p <= item::id_of(&key));
+            for count in &mut remaining[..behind] {
+                *count += 1;
+            }
+        }
+        for (name, position) in cursors {
+            let index = positions.partition_point(|&p| p < *position);
+            counts.remaining.insert(name.to_string(), remaining[index]);
+        }
+        Ok(counts)
+    }
+}
+
 /// What a lease refers to, so it can be closed or aborted later.
 #[derive(Debug, Clone)]
 pub(crate) enum Held {
@@ -103,11 +137,13 @@ pub(crate) enum Held {
 }
 
 impl QueueState {
-    /// Rebuilds a queue's state from its trees (at start-up, or for a new queue).
+    /// Rebuilds a queue's state from its trees (at start-up, or for a new queue). `counts`
+    /// come from a clean shutdown's snapshot; without them the tree is scanned.
     pub(crate) fn recover(
         tree: sled::Tree,
         limits: Limits,
         cursors: Vec<(String, u64, sled::Tree, u64)>,
+        counts: Option<&Counts>,
     ) -> Result<QueueState, Error> {
         let mut state = QueueState {
             deleted: false,
@@ -122,34 +158,43 @@ impl QueueState {
             expired_items: 0,
             cursors: BTreeMap::new(),
         };
-        let mut positions: Vec<u64> = cursors.iter().map(|c| c.1).collect();
-        positions.sort_unstable();
-        let mut remaining = vec![0u64; positions.len()];
-        for entry in state.tree.iter() {
-            let (key, value) = entry?;
-            state.items += 1;
-            state.bytes += item::payload_len(&value);
-            // Cursors at or before this id still have it to read.
-            let id = item::id_of(&key);
-            let behind = positions.partition_point(|&p| p <= id);
-            for count in &mut remaining[..behind] {
-                *count += 1;
+        let scanned;
+        let counts = match counts {
+            Some(counts) => counts,
+            None => {
+                let positions: Vec<(&str, u64)> =
+                    cursors.iter().map(|c| (c.0.as_str(), c.1)).collect();
+                scanned = Counts::scan(&state.tree, &positions)?;
+                &scanned
             }
-        }
+        };
+        state.items = counts.items;
+        state.bytes = counts.bytes;
         for (name, position, failed, generation) in cursors {
-            let index = positions.partition_point(|&p| p < position);
-            let failed_items = failed.len() as u64;
             let cursor = CursorState {
                 generation,
                 position,
-                remaining: remaining[index],
+                remaining: counts.remaining.get(&name).copied().unwrap_or(0),
+                failed_items: failed.len() as u64,
                 failed,
                 failed_open: HashSet::new(),
-                failed_items,
             };
             state.cursors.insert(name, cursor);
         }
         Ok(state)
+    }
+
+    /// What a restart will find: open reads count as waiting again.
+    pub(crate) fn counts(&self) -> Counts {
+        Counts {
+            items: self.items + self.open.len() as u64,
+            bytes: self.bytes + self.open.values().sum::<u64>(),
+            remaining: self
+                .cursors
+                .iter()
+                .map(|(name, cursor)| (name.clone(), cursor.remaining))
+                .collect(),
+        }
     }
 
     /// Whether an item of `len` payload bytes may be added, discarding old items if the

@@ -91,7 +91,7 @@ pub fn run(config: Config, store: Store, on_ready: impl FnOnce(SocketAddr)) -> s
         drain(&shared).await;
         Ok::<(), std::io::Error>(())
     })?;
-    shared.store.flush_to_disk().map_err(std::io::Error::other)
+    shared.store.close().map_err(std::io::Error::other)
 }
 
 /// The first SIGTERM/SIGINT starts a graceful stop; a second one exits at once.
