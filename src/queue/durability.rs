@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -34,25 +34,42 @@ pub(crate) struct Durability {
     requests: Option<mpsc::Sender<Reply>>,
     /// Writes since start, so the ticker can skip idle periods.
     writes: Arc<AtomicU64>,
+    /// What a flush flushes; replaced when compaction switches databases.
+    target: Arc<Mutex<Target>>,
+}
+
+/// The database being made durable, and its files.
+struct Target {
+    db: sled::Db,
+    files: SyncedFiles,
+}
+
+impl Target {
+    fn flush(&mut self) -> Result<(), Error> {
+        self.db.flush()?;
+        self.files.sync()
+    }
 }
 
 impl Durability {
     pub(crate) fn start(db: sled::Db, dir: &Path, mode: SyncMode) -> Result<Durability, Error> {
         let writes = Arc::new(AtomicU64::new(0));
+        let target = Arc::new(Mutex::new(Target {
+            db,
+            files: SyncedFiles::open(dir)?,
+        }));
         let requests = match mode {
             SyncMode::Never => None,
             SyncMode::Always | SyncMode::Every(_) => {
-                let files = SyncedFiles::open(dir)?;
                 let (sender, receiver) = mpsc::channel();
-                let ticker_writes = writes.clone();
-                let name = "tern-sync".to_string();
+                let (ticker_writes, target) = (writes.clone(), target.clone());
                 thread::Builder::new()
-                    .name(name)
+                    .name("tern-sync".into())
                     .spawn(move || match mode {
                         SyncMode::Every(period) => {
-                            tick_loop(db, files, receiver, period, ticker_writes)
+                            tick_loop(&target, receiver, period, ticker_writes)
                         }
-                        _ => group_commit_loop(db, files, receiver),
+                        _ => group_commit_loop(&target, receiver),
                     })?;
                 Some(sender)
             }
@@ -61,7 +78,24 @@ impl Durability {
             mode,
             requests,
             writes,
+            target,
         })
+    }
+
+    /// Flushes and syncs now, whatever the mode (start-up, shutdown, compaction).
+    pub(crate) fn flush_now(&self) -> Result<(), Error> {
+        lock(&self.target).flush()
+    }
+
+    /// Opens the files of a database in `dir`, for [`Durability::switch`].
+    pub(crate) fn prepare(&self, dir: &Path) -> Result<SyncedFiles, Error> {
+        SyncedFiles::open(dir)
+    }
+
+    /// From now on, flushes go to `db` (after compaction switched databases). Waits for a
+    /// flush in progress on the old one.
+    pub(crate) fn switch(&self, db: sled::Db, files: SyncedFiles) {
+        *lock(&self.target) = Target { db, files };
     }
 
     /// Whether a write must wait for [`Durability::written`] before it counts as done.
@@ -87,12 +121,18 @@ impl Durability {
     }
 }
 
+fn lock(target: &Mutex<Target>) -> std::sync::MutexGuard<'_, Target> {
+    target
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Waits for a request, takes every request that queued meanwhile, flushes once, answers all.
-fn group_commit_loop(db: sled::Db, mut files: SyncedFiles, requests: mpsc::Receiver<Reply>) {
+fn group_commit_loop(target: &Mutex<Target>, requests: mpsc::Receiver<Reply>) {
     while let Ok(first) = requests.recv() {
         let mut batch = vec![first];
         batch.extend(requests.try_iter());
-        let result = flush(&db, &mut files).map_err(|e| e.to_string());
+        let result = lock(target).flush().map_err(|e| e.to_string());
         for reply in batch {
             // A writer that went away no longer needs its answer.
             let _ = reply.try_send(result.clone());
@@ -101,8 +141,7 @@ fn group_commit_loop(db: sled::Db, mut files: SyncedFiles, requests: mpsc::Recei
 }
 
 fn tick_loop(
-    db: sled::Db,
-    mut files: SyncedFiles,
+    target: &Mutex<Target>,
     stop: mpsc::Receiver<Reply>,
     period: Duration,
     writes: Arc<AtomicU64>,
@@ -112,20 +151,15 @@ fn tick_loop(
         let now = writes.load(Ordering::Relaxed);
         if now != flushed {
             flushed = now;
-            if let Err(e) = flush(&db, &mut files) {
+            if let Err(e) = lock(target).flush() {
                 log::error!("periodic flush failed: {}", e);
             }
         }
     }
 }
 
-fn flush(db: &sled::Db, files: &mut SyncedFiles) -> Result<(), Error> {
-    db.flush()?;
-    files.sync()
-}
-
 /// The files sled writes, and which blob files are already synced.
-struct SyncedFiles {
+pub(crate) struct SyncedFiles {
     log: File,
     blob_dir: PathBuf,
     synced_blobs: HashSet<std::ffi::OsString>,

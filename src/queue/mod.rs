@@ -14,6 +14,7 @@
 //! again; an open cursor read is a copy in the cursor's failed tree, written in the same
 //! transaction that moves the cursor.
 
+mod compact;
 mod durability;
 mod item;
 mod snapshot;
@@ -141,21 +142,27 @@ pub struct Store {
 }
 
 struct Shared {
-    db: sled::Db,
-    meta: sled::Tree,
+    /// The database in use; compaction replaces it while it holds every queue's lock, so it
+    /// may be looked at only under a queue's lock or the registry's write lock.
+    backend: RwLock<Arc<Backend>>,
+    config: Config,
     queues: RwLock<BTreeMap<String, Arc<Queue>>>,
     durability: Durability,
-    path: PathBuf,
-    limits: Limits,
-    queue_limits: HashMap<String, Limits>,
     space: SpaceGuard,
 }
 
-impl Store {
-    /// Opens (or creates) the data directory and recovers every queue and cursor. Reads that
-    /// were open when the server stopped or crashed are waiting again.
-    pub fn open(config: &Config) -> Result<Store, Error> {
-        std::fs::create_dir_all(&config.path)?;
+/// One sled database: `<data>/store-<n>/`, named by `<data>/CURRENT`.
+pub(crate) struct Backend {
+    pub(crate) db: sled::Db,
+    pub(crate) meta: sled::Tree,
+    pub(crate) dir: PathBuf,
+    /// Added to sled's generated ids: a compacted database's counter starts again at 0, and
+    /// ids must never go back.
+    id_base: u64,
+}
+
+impl Backend {
+    pub(crate) fn open(dir: PathBuf, config: &Config) -> Result<Backend, Error> {
         let flush_every_ms = match config.sync {
             // The sync thread flushes itself; sled's own timer would only duplicate it.
             SyncMode::Every(_) => None,
@@ -163,12 +170,43 @@ impl Store {
             SyncMode::Always | SyncMode::Never => Some(500),
         };
         let db = sled::Config::new()
-            .path(&config.path)
+            .path(&dir)
             .cache_capacity(config.cache_bytes)
             .flush_every_ms(flush_every_ms)
             .open()?;
         let meta = db.open_tree("meta")?;
-        check_format(&meta, &config.path)?;
+        check_format(&meta, &dir)?;
+        let id_base = meta.get(ID_BASE)?.map_or(0, |base| item::id_of(&base));
+        Ok(Backend {
+            db,
+            meta,
+            dir,
+            id_base,
+        })
+    }
+
+    pub(crate) fn storage(&self) -> Storage<'_> {
+        Storage {
+            db: &self.db,
+            meta: &self.meta,
+        }
+    }
+
+    /// The next item id: unique and increasing, across restarts, crashes and compactions.
+    pub(crate) fn next_id(&self) -> Result<u64, Error> {
+        Ok(self.id_base + self.db.generate_id()?)
+    }
+}
+
+/// The `meta` key of [`Backend::id_base`].
+pub(crate) const ID_BASE: &str = "id-base";
+
+impl Store {
+    /// Opens (or creates) the data directory and recovers every queue and cursor. Reads that
+    /// were open when the server stopped or crashed are waiting again.
+    pub fn open(config: &Config) -> Result<Store, Error> {
+        std::fs::create_dir_all(&config.path)?;
+        let backend = Backend::open(compact::current_dir(&config.path)?, config)?;
         let limits_of = |name: &str| {
             config
                 .queue_limits
@@ -176,27 +214,28 @@ impl Store {
                 .copied()
                 .unwrap_or(config.limits)
         };
-        let queues = recover(&db, &meta, &config.path, limits_of)?;
-        let durability = Durability::start(db.clone(), &config.path, config.sync)?;
-        Ok(Store {
+        let queues = recover(&backend, limits_of)?;
+        let durability = Durability::start(backend.db.clone(), &backend.dir, config.sync)?;
+        let store = Store {
             shared: Arc::new(Shared {
-                db,
-                meta,
+                backend: RwLock::new(Arc::new(backend)),
+                config: config.clone(),
                 queues: RwLock::new(queues),
                 durability,
-                path: config.path.clone(),
-                limits: config.limits,
-                queue_limits: config.queue_limits.clone(),
                 space: SpaceGuard::new(&config.path, config.min_free_bytes)?,
             }),
-        })
+        };
+        compact::start_watching(&store);
+        Ok(store)
     }
 
-    fn storage(&self) -> Storage<'_> {
-        Storage {
-            db: &self.shared.db,
-            meta: &self.shared.meta,
-        }
+    /// The database in use: call only under a queue's lock or the registry's write lock.
+    fn backend(&self) -> Arc<Backend> {
+        self.shared
+            .backend
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The queue of that name, created if missing.
@@ -212,7 +251,7 @@ impl Store {
         if let Some(queue) = queues.get(name) {
             return Ok(queue.clone());
         }
-        let tree = self.shared.db.open_tree(names::queue_tree(name))?;
+        let tree = self.backend().db.open_tree(names::queue_tree(name))?;
         let queue = Arc::new(Queue::new(
             name.to_string(),
             QueueState::recover(
@@ -227,12 +266,12 @@ impl Store {
     }
 
     fn limits_of(&self, name: &str) -> Limits {
-        let shared = &self.shared;
-        shared
+        let config = &self.shared.config;
+        config
             .queue_limits
             .get(name)
             .copied()
-            .unwrap_or(shared.limits)
+            .unwrap_or(config.limits)
     }
 
     fn find(&self, name: &str) -> Option<Arc<Queue>> {
@@ -274,7 +313,7 @@ impl Store {
             for guard in &mut guards {
                 guard.make_room(len)?;
             }
-            let id = self.shared.db.generate_id()?;
+            let id = self.backend().next_id()?;
             let key = item::key(id);
             if let [only] = guards.as_slice() {
                 only.tree.insert(key, stored.clone())?;
@@ -333,7 +372,9 @@ impl Store {
             }
             let read = match cursor {
                 None => state.read_plain(mode, now)?,
-                Some(cursor) => state.read_cursor(&self.storage(), queue, cursor, mode, now)?,
+                Some(cursor) => {
+                    state.read_cursor(&self.backend().storage(), queue, cursor, mode, now)?
+                }
             };
             drop(state);
             return Ok(read.map(|(item, held)| {
@@ -382,7 +423,7 @@ impl Store {
                 match queues.remove(queue) {
                     None => false,
                     Some(handle) => {
-                        handle.lock().delete(&self.storage(), queue)?;
+                        handle.lock().delete(&self.backend().storage(), queue)?;
                         // Waiters look the queue up again and find a new one.
                         handle.plain_event.notify(usize::MAX);
                         handle.broadcast_event.notify(usize::MAX);
@@ -392,9 +433,11 @@ impl Store {
             }
             Some(cursor) => match self.find(queue) {
                 None => false,
-                Some(handle) => handle
-                    .lock()
-                    .delete_cursor(&self.storage(), queue, cursor)?,
+                Some(handle) => {
+                    handle
+                        .lock()
+                        .delete_cursor(&self.backend().storage(), queue, cursor)?
+                }
             },
         };
         if existed {
@@ -410,9 +453,9 @@ impl Store {
                 let mut state = handle.lock();
                 if !state.deleted {
                     match cursor {
-                        None => state.flush(&self.storage(), queue)?,
+                        None => state.flush(&self.backend().storage(), queue)?,
                         Some(cursor) => {
-                            state.flush_cursor(&self.storage(), queue, cursor)?;
+                            state.flush_cursor(&self.backend().storage(), queue, cursor)?;
                         }
                     }
                 }
@@ -451,7 +494,7 @@ impl Store {
 
     /// Size of the data directory on disk, in bytes.
     pub fn disk_bytes(&self) -> u64 {
-        directory_size(&self.shared.path)
+        directory_size(&self.shared.config.path)
     }
 
     /// The last act of a graceful stop: writes every queue's counters (so the next start
@@ -467,10 +510,8 @@ impl Store {
             .map(|(name, queue)| (name.as_str(), queue.lock()))
             .collect();
         let text = snapshot::encode(states.iter().map(|(name, state)| (*name, state.counts())));
-        self.shared.meta.insert(snapshot::KEY, text.as_bytes())?;
-        self.shared.db.flush()?;
-        std::fs::File::open(self.shared.path.join("db"))?.sync_data()?;
-        Ok(())
+        self.backend().meta.insert(snapshot::KEY, text.as_bytes())?;
+        self.shared.durability.flush_now()
     }
 }
 
@@ -585,11 +626,10 @@ fn check_format(meta: &sled::Tree, path: &Path) -> Result<(), Error> {
 
 /// Loads every queue and its cursors; drops what a crash during `delete` left behind.
 fn recover(
-    db: &sled::Db,
-    meta: &sled::Tree,
-    path: &Path,
+    backend: &Backend,
     limits_of: impl Fn(&str) -> Limits,
 ) -> Result<BTreeMap<String, Arc<Queue>>, Error> {
+    let (db, meta) = (&backend.db, &backend.meta);
     let mut cursors: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
     for entry in meta.scan_prefix(names::CURSOR_PREFIX) {
         let (key, position) = entry?;
@@ -607,7 +647,7 @@ fn recover(
     let snapshot = match meta.remove(snapshot::KEY)? {
         Some(text) => {
             db.flush()?;
-            std::fs::File::open(path.join("db"))?.sync_data()?;
+            std::fs::File::open(backend.dir.join("db"))?.sync_data()?;
             snapshot::decode(&text)
         }
         None => None,

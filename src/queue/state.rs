@@ -129,6 +129,12 @@ impl Counts {
     }
 }
 
+/// A queue's trees opened in another database, ready to be installed by compaction.
+pub(crate) struct Reopened {
+    tree: sled::Tree,
+    failed: Vec<sled::Tree>,
+}
+
 /// What a lease refers to, so it can be closed or aborted later.
 #[derive(Debug, Clone)]
 pub(crate) enum Held {
@@ -194,6 +200,27 @@ impl QueueState {
                 .iter()
                 .map(|(name, cursor)| (name.clone(), cursor.remaining))
                 .collect(),
+        }
+    }
+
+    /// The same trees in `db` (a compacted copy of the current database).
+    pub(crate) fn reopen(&self, db: &sled::Db, queue: &str) -> Result<Reopened, Error> {
+        let failed = self
+            .cursors
+            .keys()
+            .map(|cursor| db.open_tree(names::failed_tree(queue, cursor)))
+            .collect::<Result<_, _>>()?;
+        Ok(Reopened {
+            tree: db.open_tree(names::queue_tree(queue))?,
+            failed,
+        })
+    }
+
+    /// Switches to the trees of [`QueueState::reopen`]; cannot fail.
+    pub(crate) fn install(&mut self, reopened: Reopened) {
+        self.tree = reopened.tree;
+        for (cursor, failed) in self.cursors.values_mut().zip(reopened.failed) {
+            cursor.failed = failed;
         }
     }
 
