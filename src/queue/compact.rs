@@ -32,6 +32,13 @@ const MAX_LIVE_BYTES: u64 = 256 * 1024 * 1024;
 /// sled's own tree, which holds nothing of ours.
 const SLED_DEFAULT_TREE: &[u8] = b"__sled__default";
 
+/// Sizes right after the last compaction.
+#[derive(Default)]
+struct Last {
+    disk: u64,
+    live: u64,
+}
+
 /// The database directory `CURRENT` names (a fresh one if none), with leftovers removed.
 pub(crate) fn current_dir(data: &Path) -> Result<PathBuf, Error> {
     let name = match fs::read_to_string(data.join(CURRENT)) {
@@ -81,16 +88,16 @@ pub(crate) fn start_watching(store: &Store) {
     let spawned = thread::Builder::new()
         .name("tern-compact".into())
         .spawn(move || {
-            // Disk use right after the last compaction: if copying cannot get below it, trying
-            // again would only pause the server for nothing.
-            let mut floor = 0;
+            // Disk use and live data right after the last compaction: copying again only
+            // helps once the disk has grown past that or the live data has shrunk well below.
+            let mut last = Last::default();
             loop {
                 thread::sleep(CHECK_EVERY);
                 let store = match shared.upgrade() {
                     Some(shared) => Store { shared },
                     None => return,
                 };
-                if let Err(e) = store.compact_if_worth_it(&mut floor) {
+                if let Err(e) = store.compact_if_worth_it(&mut last) {
                     log::error!(
                         "compaction failed (the current database stays in use): {}",
                         e
@@ -104,16 +111,18 @@ pub(crate) fn start_watching(store: &Store) {
 }
 
 impl Store {
-    fn compact_if_worth_it(&self, floor: &mut u64) -> Result<(), Error> {
+    fn compact_if_worth_it(&self, last: &mut Last) -> Result<(), Error> {
         let live: u64 = self.stats().iter().map(|queue| queue.bytes).sum();
         let dir = self.backend().dir.clone();
         let disk = directory_size(&dir);
-        if disk > SLACK_BYTES + RATIO * live
-            && disk > *floor + SLACK_BYTES
-            && live <= MAX_LIVE_BYTES
-        {
+        let wasteful = disk > SLACK_BYTES + RATIO * live && live <= MAX_LIVE_BYTES;
+        let changed = disk > last.disk + SLACK_BYTES || live < last.live / 2;
+        if wasteful && changed {
             self.compact()?;
-            *floor = directory_size(&self.backend().dir);
+            *last = Last {
+                disk: directory_size(&self.backend().dir),
+                live,
+            };
         }
         Ok(())
     }

@@ -44,6 +44,11 @@ impl Item {
         expires_ms(&self.stored) <= now_ms
     }
 
+    /// When the item expires (unix ms), `None` for never.
+    pub(crate) fn expires_ms(&self) -> Option<u64> {
+        Some(expires_ms(&self.stored)).filter(|&ms| ms != NEVER)
+    }
+
     pub(crate) fn enqueued_ms(&self) -> u64 {
         u64::from_be_bytes(field(&self.stored, 12))
     }

@@ -15,12 +15,14 @@
 //! transaction that moves the cursor.
 
 mod compact;
+mod dump;
 mod durability;
 mod item;
 mod snapshot;
 mod space;
 mod state;
 
+pub use dump::{export, import, Summary};
 pub use durability::SyncMode;
 pub use item::{now_ms, Item};
 

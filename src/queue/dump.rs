@@ -1,0 +1,218 @@
+//! `tern export` / `tern import`: every queue, cursor and failed read as one portable stream,
+//! to move data between versions (whatever their on-disk formats) and machines.
+//!
+//! The stream is lines of text, each record's payload following its line as raw bytes:
+//!
+//! ```text
+//! tern-export 1
+//! queue <queue>
+//! item <queue> <id> <flags> <expires_ms|never> <enqueued_ms> <len>⏎<len bytes>⏎
+//! cursor <queue> <cursor> <position>
+//! failed <queue> <cursor> <id> <flags> <expires_ms|never> <enqueued_ms> <len>⏎<len bytes>⏎
+//! end <records>
+//! ```
+//!
+//! Ids are kept, so cursor positions stay right and imported queues keep their order. Export
+//! reads a stopped server's directory; import fills a directory that has no queues yet.
+
+use super::item::{self, Item};
+use super::{compact, names, Backend, Config, Error, ID_BASE};
+use std::io::{BufRead, Write};
+
+const HEADER: &str = "tern-export 1";
+
+/// What was moved.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub queues: u64,
+    pub items: u64,
+    pub cursors: u64,
+    pub failed_reads: u64,
+}
+
+fn bad(message: impl Into<String>) -> Error {
+    Error::Io(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        message.into(),
+    ))
+}
+
+/// Writes the whole content of the data directory of `config` to `out`.
+pub fn export(config: &Config, out: &mut impl Write) -> Result<Summary, Error> {
+    if !config.path.join("CURRENT").exists() {
+        return Err(bad(format!("{} holds no tern data", config.path.display())));
+    }
+    let backend = Backend::open(compact::current_dir(&config.path)?, config)?;
+    let mut summary = Summary::default();
+    writeln!(out, "{HEADER}")?;
+    let mut trees: Vec<_> = backend.db.tree_names();
+    trees.sort();
+    for tree_name in &trees {
+        if let Some(queue) = names::parse_queue_tree(tree_name) {
+            writeln!(out, "queue {queue}")?;
+            summary.queues += 1;
+            for entry in backend.db.open_tree(tree_name)?.iter() {
+                let (key, value) = entry?;
+                write_item(
+                    out,
+                    &format!("item {queue}"),
+                    &Item::new(item::id_of(&key), value),
+                )?;
+                summary.items += 1;
+            }
+        }
+    }
+    for entry in backend.meta.scan_prefix(names::CURSOR_PREFIX) {
+        let (key, position) = entry?;
+        if let Some((queue, cursor)) = names::parse_cursor_key(&key) {
+            writeln!(out, "cursor {queue} {cursor} {}", item::id_of(&position))?;
+            summary.cursors += 1;
+            for entry in backend
+                .db
+                .open_tree(names::failed_tree(&queue, &cursor))?
+                .iter()
+            {
+                let (key, value) = entry?;
+                let prefix = format!("failed {queue} {cursor}");
+                write_item(out, &prefix, &Item::new(item::id_of(&key), value))?;
+                summary.failed_reads += 1;
+            }
+        }
+    }
+    writeln!(
+        out,
+        "end {}",
+        summary.queues + summary.items + summary.cursors + summary.failed_reads
+    )?;
+    out.flush()?;
+    Ok(summary)
+}
+
+fn write_item(out: &mut impl Write, prefix: &str, item: &Item) -> Result<(), Error> {
+    let expires = item
+        .expires_ms()
+        .map_or_else(|| "never".to_string(), |ms| ms.to_string());
+    let data = item.data();
+    let (id, flags, enqueued, len) = (item.id(), item.flags(), item.enqueued_ms(), data.len());
+    writeln!(out, "{prefix} {id} {flags} {expires} {enqueued} {len}")?;
+    out.write_all(data)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Reads a stream written by [`export`] into the data directory of `config`, which must hold
+/// no queues yet. Nothing is half-imported into a running server: it must be stopped.
+pub fn import(config: &Config, input: &mut impl BufRead) -> Result<Summary, Error> {
+    std::fs::create_dir_all(&config.path)?;
+    let backend = Backend::open(compact::current_dir(&config.path)?, config)?;
+    if backend
+        .db
+        .tree_names()
+        .iter()
+        .any(|t| names::parse_queue_tree(t).is_some())
+    {
+        return Err(bad(format!(
+            "{} already holds queues: import into an empty directory",
+            config.path.display()
+        )));
+    }
+    let mut line = String::new();
+    input.read_line(&mut line)?;
+    if line.trim_end() != HEADER {
+        return Err(bad(format!(
+            "not a tern export (expected {HEADER:?}, found {:?})",
+            line.trim_end()
+        )));
+    }
+    let mut summary = Summary::default();
+    let mut max_id = None;
+    loop {
+        line.clear();
+        if input.read_line(&mut line)? == 0 {
+            return Err(bad("the export ends early: no `end` record"));
+        }
+        let fields: Vec<&str> = line.trim_end_matches('\n').split(' ').collect();
+        match fields.as_slice() {
+            ["queue", queue] => {
+                backend.db.open_tree(names::queue_tree(queue))?;
+                summary.queues += 1;
+            }
+            ["item", queue, rest @ ..] => {
+                let (id, stored) = read_item(input, rest)?;
+                backend
+                    .db
+                    .open_tree(names::queue_tree(queue))?
+                    .insert(item::key(id), stored)?;
+                max_id = max_id.max(Some(id));
+                summary.items += 1;
+            }
+            ["cursor", queue, cursor, position] => {
+                let position: u64 = position
+                    .parse()
+                    .map_err(|_| bad(format!("bad record {line:?}")))?;
+                backend.meta.insert(
+                    names::cursor_key(queue, cursor),
+                    &position.to_be_bytes()[..],
+                )?;
+                backend.db.open_tree(names::failed_tree(queue, cursor))?;
+                max_id = max_id.max(position.checked_sub(1));
+                summary.cursors += 1;
+            }
+            ["failed", queue, cursor, rest @ ..] => {
+                let (id, stored) = read_item(input, rest)?;
+                let failed = backend.db.open_tree(names::failed_tree(queue, cursor))?;
+                failed.insert(item::key(id), stored)?;
+                max_id = max_id.max(Some(id));
+                summary.failed_reads += 1;
+            }
+            ["end", count] => {
+                let expected =
+                    summary.queues + summary.items + summary.cursors + summary.failed_reads;
+                if count.parse() != Ok(expected) {
+                    return Err(bad(format!(
+                        "the export says {count} records, {expected} were read"
+                    )));
+                }
+                break;
+            }
+            _ => return Err(bad(format!("bad record {:?}", line.trim_end()))),
+        }
+    }
+    // New ids continue above every imported one.
+    let base = max_id.map_or(0, |id| id + 1);
+    backend.meta.insert(ID_BASE, &base.to_be_bytes()[..])?;
+    backend.db.flush()?;
+    drop(backend);
+    Ok(summary)
+}
+
+/// `<id> <flags> <expires_ms|never> <enqueued_ms> <len>` then the payload and a newline.
+fn read_item(input: &mut impl BufRead, fields: &[&str]) -> Result<(u64, Vec<u8>), Error> {
+    let number = |text: &str| {
+        text.parse::<u64>()
+            .map_err(|_| bad(format!("bad number {text:?}")))
+    };
+    let [id, flags, expires, enqueued, len] = fields else {
+        return Err(bad(format!("bad item fields {fields:?}")));
+    };
+    let flags = u32::try_from(number(flags)?).map_err(|_| bad("flags out of range"))?;
+    let expires = match *expires {
+        "never" => None,
+        ms => Some(number(ms)?),
+    };
+    let len = usize::try_from(number(len)?).map_err(|_| bad("length out of range"))?;
+    let mut data = vec![0; len.min(64 * 1024 * 1024)];
+    if data.len() != len {
+        return Err(bad("item too large"));
+    }
+    input.read_exact(&mut data)?;
+    let mut newline = [0u8; 1];
+    input.read_exact(&mut newline)?;
+    if newline != *b"\n" {
+        return Err(bad("item not followed by a newline"));
+    }
+    Ok((
+        number(id)?,
+        item::encode(flags, expires, number(enqueued)?, &data),
+    ))
+}
