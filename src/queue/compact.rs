@@ -133,11 +133,7 @@ impl Store {
         let started = Instant::now();
         let data = self.shared.config.path.clone();
         // Stop the world: no queue can be created, read or written meanwhile.
-        let registry = self
-            .shared
-            .queues
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
+        let registry = self.write_registry();
         let mut states: Vec<_> = registry
             .iter()
             .map(|(name, queue)| (name, queue.lock()))

@@ -36,7 +36,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::task::{Context, Poll};
 
 /// The on-disk format this build reads and writes.
@@ -65,6 +65,18 @@ pub enum Error {
     },
 }
 
+impl From<sled::transaction::TransactionError<()>> for Error {
+    fn from(error: sled::transaction::TransactionError<()>) -> Error {
+        match error {
+            sled::transaction::TransactionError::Storage(e) => Error::Storage(e),
+            // tern's transactions never abort themselves.
+            sled::transaction::TransactionError::Abort(()) => {
+                Error::Io(std::io::Error::other("transaction aborted"))
+            }
+        }
+    }
+}
+
 /// How to open the store.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -81,6 +93,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// The limits of queue `name`: its own entry, or the server-wide ones.
+    pub fn limits_of(&self, name: &str) -> Limits {
+        self.queue_limits.get(name).copied().unwrap_or(self.limits)
+    }
+
     /// Defaults: 16 MiB cache, `--sync always`, no limits.
     pub fn new(path: impl Into<PathBuf>) -> Config {
         Config {
@@ -209,14 +226,7 @@ impl Store {
     pub fn open(config: &Config) -> Result<Store, Error> {
         std::fs::create_dir_all(&config.path)?;
         let backend = Backend::open(compact::current_dir(&config.path)?, config)?;
-        let limits_of = |name: &str| {
-            config
-                .queue_limits
-                .get(name)
-                .copied()
-                .unwrap_or(config.limits)
-        };
-        let queues = recover(&backend, limits_of)?;
+        let queues = recover(&backend, |name| config.limits_of(name))?;
         let durability = Durability::start(backend.db.clone(), &backend.dir, config.sync)?;
         let store = Store {
             shared: Arc::new(Shared {
@@ -245,11 +255,7 @@ impl Store {
         if let Some(queue) = self.find(name) {
             return Ok(queue);
         }
-        let mut queues = self
-            .shared
-            .queues
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut queues = self.write_registry();
         if let Some(queue) = queues.get(name) {
             return Ok(queue.clone());
         }
@@ -258,7 +264,7 @@ impl Store {
             name.to_string(),
             QueueState::recover(
                 tree,
-                self.limits_of(name),
+                self.shared.config.limits_of(name),
                 Vec::new(),
                 Some(&Default::default()),
             )?,
@@ -267,17 +273,21 @@ impl Store {
         Ok(queue)
     }
 
-    fn limits_of(&self, name: &str) -> Limits {
-        let config = &self.shared.config;
-        config
-            .queue_limits
-            .get(name)
-            .copied()
-            .unwrap_or(config.limits)
+    /// The queues by name. Writing it (creating or deleting a queue, compacting) excludes
+    /// every lookup.
+    fn read_registry(&self) -> RwLockReadGuard<'_, BTreeMap<String, Arc<Queue>>> {
+        self.shared.queues.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_registry(&self) -> RwLockWriteGuard<'_, BTreeMap<String, Arc<Queue>>> {
+        self.shared
+            .queues
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     fn find(&self, name: &str) -> Option<Arc<Queue>> {
-        let queues = self.shared.queues.read().unwrap_or_else(|e| e.into_inner());
+        let queues = self.read_registry();
         queues.get(name).cloned()
     }
 
@@ -329,12 +339,7 @@ impl Store {
                         }
                         Ok(())
                     })
-                    .map_err(|e: sled::transaction::TransactionError<()>| match e {
-                        sled::transaction::TransactionError::Storage(e) => Error::Storage(e),
-                        sled::transaction::TransactionError::Abort(()) => {
-                            Error::Sync("fanout aborted".into())
-                        }
-                    })?;
+                    .map_err(Error::from)?;
             }
             for guard in &mut guards {
                 guard.pushed(id, len, !durability.waits());
@@ -417,11 +422,7 @@ impl Store {
     pub async fn delete(&self, queue: &str, cursor: Option<&str>) -> Result<bool, Error> {
         let existed = match cursor {
             None => {
-                let mut queues = self
-                    .shared
-                    .queues
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner());
+                let mut queues = self.write_registry();
                 match queues.remove(queue) {
                     None => false,
                     Some(handle) => {
@@ -477,14 +478,14 @@ impl Store {
     }
 
     fn queue_names(&self) -> Vec<String> {
-        let queues = self.shared.queues.read().unwrap_or_else(|e| e.into_inner());
+        let queues = self.read_registry();
         queues.keys().cloned().collect()
     }
 
     /// Counters of every queue, sorted by name.
     pub fn stats(&self) -> Vec<QueueStats> {
         let queues: Vec<Arc<Queue>> = {
-            let queues = self.shared.queues.read().unwrap_or_else(|e| e.into_inner());
+            let queues = self.read_registry();
             queues.values().cloned().collect()
         };
         let now = now_ms();
@@ -502,11 +503,7 @@ impl Store {
     /// The last act of a graceful stop: writes every queue's counters (so the next start
     /// needs no scan) and flushes everything to disk.
     pub fn close(&self) -> Result<(), Error> {
-        let queues = self
-            .shared
-            .queues
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
+        let queues = self.write_registry();
         let states: Vec<_> = queues
             .iter()
             .map(|(name, queue)| (name.as_str(), queue.lock()))

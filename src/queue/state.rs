@@ -427,12 +427,7 @@ impl QueueState {
                 failed.insert(&id_key, item.stored().clone())?;
                 Ok(())
             })
-            .map_err(|e: sled::transaction::TransactionError<()>| match e {
-                sled::transaction::TransactionError::Storage(e) => Error::Storage(e),
-                sled::transaction::TransactionError::Abort(()) => {
-                    Error::Sync("cursor move aborted".into())
-                }
-            })?;
+            .map_err(Error::from)?;
         cursor.position = position;
         cursor.remaining -= 1;
         cursor.failed_open.insert(item.id());
