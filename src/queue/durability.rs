@@ -103,9 +103,20 @@ impl Durability {
         self.mode == SyncMode::Always
     }
 
-    /// Call after a write; returns once the write is as durable as the mode promises.
+    /// Call after a write; returns once it is as durable as the mode promises.
     pub(crate) async fn written(&self) -> Result<(), Error> {
+        self.note_write();
+        self.wait().await
+    }
+
+    /// Counts a write, for the periodic flush.
+    pub(crate) fn note_write(&self) {
         self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// With `--sync always`, returns once every write made before the call is durable: one
+    /// flush serves all the writes that waited for it. Otherwise returns at once.
+    pub(crate) async fn wait(&self) -> Result<(), Error> {
         if self.mode != SyncMode::Always {
             return Ok(());
         }

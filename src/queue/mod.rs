@@ -300,6 +300,23 @@ impl Store {
         expires_ms: Option<u64>,
         data: &[u8],
     ) -> Result<(), Error> {
+        let pending = self.put_pending(names, flags, expires_ms, data)?;
+        let synced = self.sync().await;
+        drop(pending);
+        synced
+    }
+
+    /// [`Store::put`] without the wait: the item is stored, but with `--sync always` it is
+    /// neither durable nor visible to readers until [`Store::sync`] has returned and the
+    /// [`Pending`] is dropped. A connection runs a pipeline of sets this way, so they all
+    /// share one flush.
+    pub fn put_pending(
+        &self,
+        names: &[String],
+        flags: u32,
+        expires_ms: Option<u64>,
+        data: &[u8],
+    ) -> Result<Pending, Error> {
         let mut names: Vec<&str> = names.iter().map(String::as_str).collect();
         // Locks are always taken in name order, so two fanouts can never deadlock.
         names.sort_unstable();
@@ -347,19 +364,22 @@ impl Store {
             drop(guards);
             break (queues, id);
         };
-        if !durability.waits() {
-            for queue in &queues {
-                queue.notify(1);
-            }
-            return durability.written().await;
+        durability.note_write();
+        if durability.waits() {
+            return Ok(Pending { queues, id });
         }
-        // Once durable (or failed, or abandoned), readers may see it: served rather than
-        // held forever.
-        let _reveal = Reveal {
-            queues: &queues,
+        for queue in &queues {
+            queue.notify(1);
+        }
+        Ok(Pending {
+            queues: Vec::new(),
             id,
-        };
-        durability.written().await
+        })
+    }
+
+    /// Returns once every write made so far is as durable as the sync mode promises.
+    pub async fn sync(&self) -> Result<(), Error> {
+        self.shared.durability.wait().await
     }
 
     /// Reads from a queue (`cursor: None`) or one of its cursors. `Ok(None)`: nothing to read.
@@ -514,15 +534,19 @@ impl Store {
     }
 }
 
-/// Makes a written item visible to readers when dropped.
-struct Reveal<'a> {
-    queues: &'a [Arc<Queue>],
+/// A write not yet known to be durable; readers see it once this is dropped, which must happen
+/// after [`Store::sync`] (or when giving up: it is served then rather than held forever).
+#[must_use = "a pending write stays invisible to readers until it is dropped"]
+#[derive(Debug)]
+pub struct Pending {
+    /// Empty when the sync mode does not wait: the item was visible at once.
+    queues: Vec<Arc<Queue>>,
     id: u64,
 }
 
-impl Drop for Reveal<'_> {
+impl Drop for Pending {
     fn drop(&mut self) {
-        for queue in self.queues {
+        for queue in &self.queues {
             queue.lock().synced(self.id);
             queue.notify(1);
         }

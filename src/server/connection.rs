@@ -113,6 +113,7 @@ pub(crate) async fn connection_loop(stream: TcpStream, shared: Arc<Shared>) {
     let mut out = Vec::with_capacity(READ_CHUNK);
     let flow = serve(&mut input, &mut session, &mut out).await;
     // Whatever is left (a last error line) goes out before closing.
+    session.settle(&mut out).await;
     let _ = write_out(&stream, &mut out, &shared).await;
     drop(session);
     if let Flow::Shutdown = flow {
@@ -140,6 +141,8 @@ async fn serve(input: &mut Input, session: &mut Session, out: &mut Vec<u8>) -> F
                     input.consume(rejection.consumed);
                     input.discard = rejection.discard;
                     if !rejection.silent {
+                        // Replies go out in order: sets still waiting for their sync first.
+                        session.settle(out).await;
                         Reply::Error(rejection.error).encode(out);
                     }
                     if rejection.error.closes_connection() {
@@ -147,12 +150,13 @@ async fn serve(input: &mut Input, session: &mut Session, out: &mut Vec<u8>) -> F
                     }
                 }
             }
-            if out.len() >= OUT_HIGH_WATER && write_out(&input.stream, out, &shared).await.is_err()
+            if out.len() >= OUT_HIGH_WATER
+                && session.settle_and_write(&input.stream, out).await.is_err()
             {
                 return Flow::Close;
             }
         }
-        if write_out(&input.stream, out, &shared).await.is_err() {
+        if session.settle_and_write(&input.stream, out).await.is_err() {
             return Flow::Close;
         }
         // Wait for more input, or for the server to stop.

@@ -2,11 +2,11 @@
 //! reads, which go back to their queues when the session ends (quit, disconnect, shutdown).
 
 use super::connection::{write_out, Input, OUT_HIGH_WATER};
-use super::runtime::sleep;
+use super::runtime::{sleep, TcpStream};
 use super::stats::{self, bump};
 use super::Shared;
 use crate::protocol::{Command, Error as ProtocolError, Get, Key, Reply, Set, Target};
-use crate::queue::{self, now_ms, Item, Lease, ReadMode};
+use crate::queue::{self, now_ms, Item, Lease, Pending, ReadMode};
 use futures_lite::FutureExt;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +23,17 @@ pub(crate) enum Flow {
     Shutdown,
 }
 
+/// Sets waiting for one shared sync, and where their replies start in the output.
+#[derive(Default)]
+struct Unsynced {
+    writes: Vec<Pending>,
+    /// Per set: whether it asked for no reply.
+    noreply: Vec<bool>,
+    replies_from: usize,
+    /// Items stored (a fanout counts each queue), counted once durable.
+    items: u64,
+}
+
 /// Why one `get` key produced an error line instead of a value.
 enum KeyError {
     Protocol(ProtocolError),
@@ -37,6 +48,9 @@ impl From<queue::Error> for KeyError {
 
 pub(crate) struct Session {
     shared: Arc<Shared>,
+    /// Sets stored but not yet synced (`--sync always`): their replies wait at the end of the
+    /// output, so a pipeline of sets shares one flush instead of one each.
+    unsynced: Unsynced,
     /// Open reads, at most one per queue and per cursor.
     leases: HashMap<Target, Lease>,
     /// The client went away while a `get` waited.
@@ -47,6 +61,7 @@ impl Session {
     pub(crate) fn new(shared: Arc<Shared>) -> Session {
         Session {
             shared,
+            unsynced: Unsynced::default(),
             leases: HashMap::new(),
             gone: false,
         }
@@ -58,6 +73,10 @@ impl Session {
         input: &mut Input,
         out: &mut Vec<u8>,
     ) -> Flow {
+        if !matches!(command, Command::Set(_)) {
+            // Whatever this command reads or says comes after the pending sets are durable.
+            self.settle(out).await;
+        }
         let store = &self.shared.store;
         match command {
             Command::Set(set) => self.set(set, out).await,
@@ -99,25 +118,61 @@ impl Session {
     }
 
     async fn set(&mut self, set: Set, out: &mut Vec<u8>) {
-        let counters = &self.shared.counters;
-        bump(&counters.cmd_set, 1);
+        bump(&self.shared.counters.cmd_set, 1);
         let expires = set.expires_at_ms(now_ms());
-        let stored = self
-            .shared
-            .store
-            .put(&set.queues, set.flags, expires, &set.data)
-            .await;
-        match stored {
-            Ok(()) => {
-                bump(&counters.total_items, set.queues.len() as u64);
+        let store = &self.shared.store;
+        match store.put_pending(&set.queues, set.flags, expires, &set.data) {
+            Ok(pending) => {
+                let unsynced = &mut self.unsynced;
+                if unsynced.writes.is_empty() {
+                    unsynced.replies_from = out.len();
+                }
+                unsynced.writes.push(pending);
+                unsynced.noreply.push(set.noreply);
+                unsynced.items += set.queues.len() as u64;
                 if !set.noreply {
                     Reply::Stored.encode(out);
                 }
             }
             Err(e) => {
+                self.settle(out).await;
                 server_error(out, &e, set.noreply);
             }
         }
+    }
+
+    /// Makes the pending sets durable (one flush for all). Their `STORED` replies are already
+    /// at the end of `out`; if the sync failed, they become `SERVER_ERROR` lines.
+    pub(crate) async fn settle(&mut self, out: &mut Vec<u8>) {
+        if self.unsynced.writes.is_empty() {
+            return;
+        }
+        let synced = self.shared.store.sync().await;
+        let unsynced = std::mem::take(&mut self.unsynced);
+        match synced {
+            Ok(()) => bump(&self.shared.counters.total_items, unsynced.items),
+            Err(e) => {
+                log::error!("{}", e);
+                out.truncate(unsynced.replies_from);
+                for noreply in unsynced.noreply {
+                    if !noreply {
+                        Reply::ServerError(&e.to_string()).encode(out);
+                    }
+                }
+            }
+        }
+        // Dropping the writes shows them to readers.
+        drop(unsynced.writes);
+    }
+
+    /// Settles, then writes the gathered replies out.
+    pub(crate) async fn settle_and_write(
+        &mut self,
+        stream: &TcpStream,
+        out: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        self.settle(out).await;
+        write_out(stream, out, &self.shared).await
     }
 
     /// Keys are served left to right; an error line replaces `END` and ends the command.
