@@ -1,0 +1,86 @@
+//! Bounded memory per connection, whatever a client sends, and no idle timeout.
+
+mod common;
+
+use common::{Conn, Server};
+use std::time::Duration;
+
+fn rss(conn: &mut Conn) -> u64 {
+    conn.stat("rss_bytes").unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_block_that_never_ends_is_discarded_not_buffered() {
+    let server = Server::start();
+    let mut monitor = Conn::connect(&server);
+    let before = rss(&mut monitor);
+    // Announce a 4 GB block (over --max-item-size) and stream 256 MiB of it.
+    let mut conn = Conn::connect(&server);
+    conn.send(b"set q 0 0 4000000000\r\n");
+    conn.expect(b"SERVER_ERROR object too large for cache\r\n");
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..256 {
+        conn.send(&chunk);
+    }
+    let during = rss(&mut monitor);
+    assert!(
+        during < before + 32 * 1024 * 1024,
+        "RSS grew from {before} to {during} bytes"
+    );
+    monitor.roundtrip(b"get q\r\n", b"END\r\n");
+}
+
+#[test]
+fn an_endless_line_is_cut_at_the_limit() {
+    let server = Server::start();
+    let mut monitor = Conn::connect(&server);
+    let before = rss(&mut monitor);
+    let mut conns: Vec<Conn> = (0..20).map(|_| Conn::connect(&server)).collect();
+    for conn in &mut conns {
+        conn.send_lossy(&vec![b'a'; 64 * 1024]);
+    }
+    for conn in &mut conns {
+        conn.expect(b"CLIENT_ERROR line too long\r\n");
+        conn.expect_closed();
+    }
+    let after = rss(&mut monitor);
+    assert!(
+        after < before + 32 * 1024 * 1024,
+        "RSS grew from {before} to {after} bytes"
+    );
+}
+
+#[test]
+fn incomplete_items_cost_at_most_one_item_per_connection() {
+    let server = Server::start_with(&["--max-item-size", "1048576"]);
+    let mut monitor = Conn::connect(&server);
+    let before = rss(&mut monitor);
+    // 40 connections each hold an unfinished 1 MiB set: at most ~1 MiB buffered per connection.
+    let mut conns: Vec<Conn> = (0..40).map(|_| Conn::connect(&server)).collect();
+    for conn in &mut conns {
+        conn.send(b"set q 0 0 1048576\r\n");
+        conn.send(&vec![b'y'; 1048576 - 1]);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let during = rss(&mut monitor);
+    let bound = 40 * (1024 * 1024 + 64 * 1024) + 32 * 1024 * 1024;
+    assert!(
+        during < before + bound,
+        "RSS grew from {before} to {during} bytes (bound {bound})"
+    );
+    // Each finishes its item: all 40 are stored.
+    for conn in &mut conns {
+        conn.send(b"y\r\n");
+        conn.expect(b"STORED\r\n");
+    }
+    assert_eq!(monitor.stat("queue_q_items").as_deref(), Some("40"));
+}
+
+#[test]
+fn idle_connections_are_not_dropped() {
+    let server = Server::start();
+    let mut conn = Conn::connect(&server);
+    conn.roundtrip(b"set q 0 0 1\r\na\r\n", b"STORED\r\n");
+    std::thread::sleep(Duration::from_secs(3));
+    conn.roundtrip(b"get q\r\n", b"VALUE q 0 1\r\na\r\nEND\r\n");
+}
