@@ -16,6 +16,8 @@ use std::sync::Arc;
 
 /// Bytes asked of the socket per read, and the buffer's resting size.
 const READ_CHUNK: usize = 16 * 1024;
+/// Commands a connection runs before it lets other tasks of its thread run.
+const COMMANDS_PER_TURN: u32 = 16;
 /// Reply bytes gathered before they are written out mid-batch.
 pub(crate) const OUT_HIGH_WATER: usize = 64 * 1024;
 
@@ -124,9 +126,16 @@ pub(crate) async fn connection_loop(stream: TcpStream, shared: Arc<Shared>) {
 async fn serve(input: &mut Input, session: &mut Session, out: &mut Vec<u8>) -> Flow {
     let shared = input.shared.clone();
     let max_item_size = shared.config.max_item_size;
+    let mut since_yield = 0;
     loop {
         // Run every complete command in the buffer.
         while !input.skip_discarded() {
+            since_yield += 1;
+            if since_yield == COMMANDS_PER_TURN {
+                // A long pipeline must not keep other connections of this thread waiting.
+                since_yield = 0;
+                futures_lite::future::yield_now().await;
+            }
             let parsed = protocol::parse(input.pending(), max_item_size);
             match parsed {
                 Ok(None) => break,

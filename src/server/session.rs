@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 /// Longest wait a `/t=` can ask for; beyond it, a wait is as good as forever.
 const MAX_WAIT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
+/// Most sets of one pipeline that wait for a shared sync (a bound on memory and on how long
+/// the first of them stays invisible to readers).
+const MAX_UNSYNCED: usize = 1024;
+
 /// What the connection does after a command.
 pub(crate) enum Flow {
     Continue,
@@ -132,6 +136,9 @@ impl Session {
                 unsynced.items += set.queues.len() as u64;
                 if !set.noreply {
                     Reply::Stored.encode(out);
+                }
+                if self.unsynced.writes.len() >= MAX_UNSYNCED {
+                    self.settle(out).await;
                 }
             }
             Err(e) => {
