@@ -52,7 +52,7 @@ P_NEVER=$(free_port); P_ALWAYS=$(free_port); P_MC=$(free_port)
 pids+=($!)
 "$TERN" --listen 127.0.0.1:$P_ALWAYS --data "$tmp/always" --sync always --log-level warn >"$tmp/always.log" 2>&1 &
 pids+=($!)
-"$MEMCACHED" -l 127.0.0.1 -p $P_MC -U 0 -t 2 -m 1024 $( [ "$(id -u)" = 0 ] && echo -u root ) &
+"$MEMCACHED" -l 127.0.0.1 -p $P_MC -U 0 -t 2 -m 4096 $( [ "$(id -u)" = 0 ] && echo -u root ) &
 pids+=($!)
 wait_port $P_NEVER; wait_port $P_ALWAYS; wait_port $P_MC
 
