@@ -170,6 +170,24 @@ struct Shared {
     space: SpaceGuard,
 }
 
+impl Drop for Shared {
+    /// Cursor positions are saved lazily; a store dropped without [`Store::close`] still keeps
+    /// them (only a crash can lose the last few moves).
+    fn drop(&mut self) {
+        let backend = self
+            .backend
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let queues = self.queues.read().unwrap_or_else(|e| e.into_inner());
+        for (name, queue) in queues.iter() {
+            if let Err(e) = queue.lock().save_cursors(&backend.storage(), name) {
+                log::error!("cannot save the cursors of {}: {}", name, e);
+            }
+        }
+    }
+}
+
 /// One sled database: `<data>/store-<n>/`, named by `<data>/CURRENT`.
 pub(crate) struct Backend {
     pub(crate) db: sled::Db,
@@ -524,12 +542,16 @@ impl Store {
     /// needs no scan) and flushes everything to disk.
     pub fn close(&self) -> Result<(), Error> {
         let queues = self.write_registry();
-        let states: Vec<_> = queues
+        let mut states: Vec<_> = queues
             .iter()
             .map(|(name, queue)| (name.as_str(), queue.lock()))
             .collect();
+        let backend = self.backend();
+        for (name, state) in &mut states {
+            state.save_cursors(&backend.storage(), name)?;
+        }
         let text = snapshot::encode(states.iter().map(|(name, state)| (*name, state.counts())));
-        self.backend().meta.insert(snapshot::KEY, text.as_bytes())?;
+        backend.meta.insert(snapshot::KEY, text.as_bytes())?;
         self.shared.durability.flush_now()
     }
 }

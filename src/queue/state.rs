@@ -13,6 +13,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+/// A cursor's position is written every this many moves (and whenever it reaches the tail, or
+/// the server stops): a write per read would double a cursor read's cost. After a crash a
+/// cursor may repeat up to this many items (at-least-once); it never skips one, as a saved
+/// position is never ahead of the real one.
+const SAVE_POSITION_EVERY: u32 = 32;
+
 /// Keys removed per sled batch when flushing, so a deep queue never needs one huge batch.
 const FLUSH_CHUNK: usize = 4096;
 
@@ -93,6 +99,8 @@ pub(crate) struct CursorState {
     failed_open: HashSet<u64>,
     /// Failed reads waiting (not open).
     failed_items: u64,
+    /// Moves of `position` not yet written to `meta`; see [`SAVE_POSITION_EVERY`].
+    unsaved: u32,
 }
 
 /// A queue's counters, kept across a clean restart so start-up needs no scan.
@@ -184,10 +192,19 @@ impl QueueState {
                 failed_items: failed.len() as u64,
                 failed,
                 failed_open: HashSet::new(),
+                unsaved: 0,
             };
             state.cursors.insert(name, cursor);
         }
         Ok(state)
+    }
+
+    /// Writes every cursor position not saved yet (on a graceful stop).
+    pub(crate) fn save_cursors(&mut self, storage: &Storage<'_>, queue: &str) -> Result<(), Error> {
+        for (name, cursor) in &mut self.cursors {
+            cursor.save_position(storage, &names::cursor_key(queue, name), 1)?;
+        }
+        Ok(())
     }
 
     /// What a restart will find: open reads count as waiting again.
@@ -391,31 +408,28 @@ impl QueueState {
             found = Some(item);
             break;
         }
+        if cursor.position != start {
+            cursor.unsaved += 1;
+        }
         let position_key = names::cursor_key(queue, name);
         let item = match found {
             Some(item) => item,
             None => {
-                if cursor.position != start {
-                    storage
-                        .meta
-                        .insert(position_key, &cursor.position.to_be_bytes())?;
-                }
+                // At the tail, about to wait or idle: a good moment to save the position.
+                cursor.save_position(storage, &position_key, 1)?;
                 return Ok(None);
             }
         };
         if mode == ReadMode::Peek {
-            if cursor.position != start {
-                storage
-                    .meta
-                    .insert(position_key, &cursor.position.to_be_bytes())?;
-            }
+            cursor.save_position(storage, &position_key, SAVE_POSITION_EVERY)?;
             return Ok(Some((item, None)));
         }
         let position = item.id() + 1;
         if mode == ReadMode::Take {
-            storage.meta.insert(position_key, &position.to_be_bytes())?;
             cursor.position = position;
             cursor.remaining -= 1;
+            cursor.unsaved += 1;
+            cursor.save_position(storage, &position_key, SAVE_POSITION_EVERY)?;
             return Ok(Some((item, None)));
         }
         // An open cursor read must survive a crash: the move and the in-flight copy in the
@@ -430,6 +444,7 @@ impl QueueState {
             .map_err(Error::from)?;
         cursor.position = position;
         cursor.remaining -= 1;
+        cursor.unsaved = 0;
         cursor.failed_open.insert(item.id());
         Ok(Some((item, Some(held))))
     }
@@ -455,6 +470,7 @@ impl QueueState {
             failed_items: failed.len() as u64,
             failed,
             failed_open: HashSet::new(),
+            unsaved: 0,
         };
         self.cursors.insert(name.to_string(), cursor);
         Ok(())
@@ -564,6 +580,7 @@ impl QueueState {
         cursor.failed_items = 0;
         cursor.position = cursor.position.max(tail);
         cursor.remaining = 0;
+        cursor.unsaved = 0;
         storage.meta.insert(
             names::cursor_key(queue, name),
             &cursor.position.to_be_bytes(),
@@ -628,6 +645,20 @@ impl QueueState {
 }
 
 impl CursorState {
+    /// Writes the position if at least `threshold` moves are unsaved.
+    fn save_position(
+        &mut self,
+        storage: &Storage<'_>,
+        key: &[u8],
+        threshold: u32,
+    ) -> Result<(), Error> {
+        if self.unsaved >= threshold.max(1) {
+            storage.meta.insert(key, &self.position.to_be_bytes())?;
+            self.unsaved = 0;
+        }
+        Ok(())
+    }
+
     /// The oldest failed read not held open, discarding expired ones.
     fn first_failed(&mut self, now: u64) -> Result<Option<Item>, Error> {
         if self.failed_items == 0 {
