@@ -570,23 +570,25 @@ struct ProduceJob {
     timed: bool,
 }
 
-fn produce(job: ProduceJob, start: Option<Arc<Barrier>>, client: io::Result<Client>) -> Out {
-    let mut out = Out::default();
-    let mut c = match client {
-        Ok(c) => c,
-        Err(e) => {
-            out.error(e.to_string());
-            if let Some(b) = start {
-                b.wait();
-            }
-            return out;
-        }
-    };
+/// Waits until every worker is connected (so they start together) and starts the clock; `None`
+/// (the error recorded in `out`) if this worker could not connect.
+fn ready(client: io::Result<Client>, start: Option<Arc<Barrier>>, out: &mut Out) -> Option<Client> {
+    let client = client.map_err(|e| out.error(e.to_string())).ok();
     if let Some(b) = start {
         b.wait();
     }
-    let t_start = Instant::now();
-    out.start = Some(t_start);
+    if client.is_some() {
+        out.start = Some(Instant::now());
+    }
+    client
+}
+
+fn produce(job: ProduceJob, start: Option<Arc<Barrier>>, client: io::Result<Client>) -> Out {
+    let mut out = Out::default();
+    let Some(mut c) = ready(client, start, &mut out) else {
+        return out;
+    };
+    let t_start = out.start.unwrap_or_else(Instant::now);
     let deadline = job.duration.map(|d| t_start + d);
     let mut buf = Vec::with_capacity(job.depth * (job.size + 64));
     let mut seq = 0u64;
@@ -681,21 +683,10 @@ struct ReadJob {
 
 fn read(job: ReadJob, start: Option<Arc<Barrier>>, client: io::Result<Client>) -> Out {
     let mut out = Out::default();
-    let mut c = match client {
-        Ok(c) => c,
-        Err(e) => {
-            out.error(e.to_string());
-            if let Some(b) = start {
-                b.wait();
-            }
-            return out;
-        }
+    let Some(mut c) = ready(client, start, &mut out) else {
+        return out;
     };
-    if let Some(b) = start {
-        b.wait();
-    }
-    let t_start = Instant::now();
-    out.start = Some(t_start);
+    let t_start = out.start.unwrap_or_else(Instant::now);
     let deadline = job.duration.map(|d| t_start + d);
     let mut buf = Vec::with_capacity(job.depth * 64);
     let mut data = Vec::with_capacity(job.size + 2);
