@@ -28,7 +28,7 @@ const SLACK_BYTES: u64 = 64 * 1024 * 1024;
 /// Compact only when the disk holds more than this many times the live payload.
 const RATIO: u64 = 4;
 /// Never copy more live data than this in one pause.
-const MAX_LIVE_BYTES: u64 = 256 * 1024 * 1024;
+const MAX_LIVE_BYTES: u64 = 64 * 1024 * 1024;
 /// sled's own tree, which holds nothing of ours.
 const SLED_DEFAULT_TREE: &[u8] = b"__sled__default";
 
