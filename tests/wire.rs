@@ -1399,7 +1399,8 @@ fn stats_on_fresh_server() {
     assert!(get("uptime").parse::<u64>().unwrap() < 120);
     assert!(get("total_connections").parse::<u64>().unwrap() >= 1);
     assert!(get("rss_bytes").parse::<u64>().unwrap() > 0);
-    assert!(get("bytes_read").parse::<u64>().unwrap() <= 7);
+    // This `stats` (7 bytes) and the harness's start-up probe, also one `stats`.
+    assert!(get("bytes_read").parse::<u64>().unwrap() <= 14);
 }
 
 #[test]

@@ -133,13 +133,10 @@ impl Server {
                 self.child = None;
                 return Err(StartError::Exited(status));
             }
-            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(500)).is_ok() {
-                // Make sure it is our process that accepted, not a stranger on the port.
-                thread::sleep(Duration::from_millis(20));
-                if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                    self.child = None;
-                    return Err(StartError::Exited(status));
-                }
+            // Accepting is not enough: another test's server may hold this port while ours
+            // still recovers (then fails to bind and exits); ours reports our child's pid.
+            let ours = self.child.as_ref().unwrap().id();
+            if served_pid(self.addr()) == Some(ours) {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -319,6 +316,26 @@ fn is_timeout(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
+}
+
+/// The pid that the server listening on `addr` reports in `stats`, if any answers.
+fn served_pid(addr: SocketAddr) -> Option<u32> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(b"stats\r\n").ok()?;
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !reply.ends_with(b"END\r\n") {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        reply.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&reply);
+    text.lines()
+        .find_map(|line| line.strip_prefix("STAT pid "))
+        .and_then(|pid| pid.trim().parse().ok())
 }
 
 impl Conn {
