@@ -500,6 +500,12 @@ struct Out {
 }
 
 impl Out {
+    /// Operations per second over this worker's run, if it ran.
+    fn rate(&self) -> Option<f64> {
+        let (start, end) = (self.start?, self.end?);
+        Some(self.ops as f64 / end.duration_since(start).as_secs_f64().max(1e-9))
+    }
+
     fn error(&mut self, e: String) {
         self.errors += 1;
         if self.first_error.is_none() {
@@ -568,6 +574,22 @@ struct ProduceJob {
     depth: usize,
     size: usize,
     timed: bool,
+}
+
+/// One reader on its own connection reading `want` items of `key`, timed apart from others.
+fn lone_reader(cfg: &Config, key: String, want: u64, duration: Option<Duration>) -> Out {
+    let job = ReadJob {
+        plan: GetPlan::Fixed(key),
+        until: Until::Own(want),
+        duration,
+        depth: cfg.pipeline,
+        size: cfg.item_size,
+        idle: cfg.idle,
+        timed: false,
+        finish: None,
+        wait: None,
+    };
+    read(job, None, Client::connect(&cfg.addr))
 }
 
 /// Waits until every worker is connected (so they start together) and starts the clock; `None`
@@ -1351,31 +1373,12 @@ fn run(cfg: &Config) -> Report {
                     c
                 };
                 check_sum += c;
-                if let (Some(s), Some(e)) = (o.start, o.end) {
-                    rates.push(o.ops as f64 / e.duration_since(s).as_secs_f64().max(1e-9));
-                }
+                rates.extend(o.rate());
                 res.absorb(o);
             }
             // One more cursor, alone: its rate without the other cursors competing.
-            let solo = read(
-                ReadJob {
-                    plan: GetPlan::Fixed(format!("{q}.solo")),
-                    until: Until::Own(want),
-                    duration: cfg.duration,
-                    depth: cfg.pipeline,
-                    size: cfg.item_size,
-                    idle: cfg.idle,
-                    timed: false,
-                    finish: None,
-                    wait: None,
-                },
-                None,
-                Client::connect(&cfg.addr),
-            );
-            let solo_rate = match (solo.start, solo.end) {
-                (Some(s), Some(e)) => solo.ops as f64 / e.duration_since(s).as_secs_f64(),
-                _ => 0.0,
-            };
+            let solo = lone_reader(&cfg, format!("{q}.solo"), want, cfg.duration);
+            let solo_rate = solo.rate().unwrap_or(0.0);
             let mut c = check(&filled.acked, &solo.got);
             if cfg.duration.is_some() {
                 c.lost = 0;
@@ -1387,25 +1390,8 @@ fn run(cfg: &Config) -> Report {
             res.first_error = res.first_error.take().or(solo.first_error);
             // Then a plain consumer (one connection, same depth), timed apart: the rate to
             // compare a cursor's with; it also checks that the cursors removed nothing.
-            let plain = read(
-                ReadJob {
-                    plan: GetPlan::Fixed(q.clone()),
-                    until: Until::Own(want),
-                    duration: None,
-                    depth: cfg.pipeline,
-                    size: cfg.item_size,
-                    idle: cfg.idle,
-                    timed: false,
-                    finish: None,
-                    wait: None,
-                },
-                None,
-                Client::connect(&cfg.addr),
-            );
-            let plain_rate = match (plain.start, plain.end) {
-                (Some(s), Some(e)) => plain.ops as f64 / e.duration_since(s).as_secs_f64(),
-                _ => 0.0,
-            };
+            let plain = lone_reader(&cfg, q.clone(), want, None);
+            let plain_rate = plain.rate().unwrap_or(0.0);
             let back = drain(&cfg, &q);
             let mut all = plain.got.clone();
             all.extend_from_slice(&back.got);

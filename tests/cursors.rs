@@ -25,12 +25,6 @@ fn expect_item(c: &mut Conn, key: &str, data: &[u8]) {
     );
 }
 
-/// `get <key>` must return nothing.
-#[track_caller]
-fn expect_end(c: &mut Conn, key: &str) {
-    c.roundtrip(format!("get {key}\r\n").as_bytes(), b"END\r\n");
-}
-
 /// `set` each item (flags 0) into `queue`.
 #[track_caller]
 fn set_all(c: &mut Conn, queue: &str, items: &[&str]) {
@@ -736,31 +730,9 @@ fn concurrent_producers_and_cursors_see_each_item_exactly_once_in_order() {
     for k in 0..CURSORS {
         handles.push(thread::spawn(move || {
             let key = format!("q.c{k}");
-            let req = format!("get {key}\r\n").repeat(32);
             let mut c = Conn::connect_addr(addr);
-            let mut seen = Vec::with_capacity(total);
-            let deadline = Instant::now() + Duration::from_secs(100);
-            while seen.len() < total {
-                c.send(req.as_bytes());
-                let mut empty = true;
-                for _ in 0..32 {
-                    if let Some((_, d)) = c.read_get_reply(&key) {
-                        seen.push(d);
-                        empty = false;
-                    }
-                }
-                if empty {
-                    assert!(
-                        Instant::now() < deadline,
-                        "cursor {key} saw only {} of {total} items",
-                        seen.len()
-                    );
-                    thread::sleep(Duration::from_millis(5));
-                }
-            }
             // Nothing more than the items written.
-            expect_end(&mut c, &key);
-            seen
+            read_until(&mut c, &key, total, 32)
         }));
     }
     let results = join_all(handles);

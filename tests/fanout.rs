@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 // ---------------------------------------------------------------- helpers
 
@@ -17,11 +17,6 @@ fn expect_item(c: &mut Conn, key: &str, flags: u32, data: &[u8]) {
         format!("get {key}\r\n").as_bytes(),
         &value_reply(key, flags, data),
     );
-}
-
-#[track_caller]
-fn expect_end(c: &mut Conn, key: &str) {
-    c.roundtrip(format!("get {key}\r\n").as_bytes(), b"END\r\n");
 }
 
 /// Read `key` until END; returns the payloads as strings.
@@ -283,29 +278,10 @@ fn concurrent_fanout_producers_keep_per_producer_order_in_every_queue() {
         let key = format!("{q}.k");
         readers.push(thread::spawn(move || {
             let mut c = Conn::connect_addr(addr);
-            let req = format!("get {key}\r\n").repeat(16);
-            let mut seen = Vec::with_capacity(want);
-            let deadline = Instant::now() + Duration::from_secs(100);
-            while seen.len() < want {
-                c.send(req.as_bytes());
-                let mut empty = true;
-                for _ in 0..16 {
-                    if let Some((_, d)) = c.read_get_reply(&key) {
-                        seen.push(String::from_utf8(d).unwrap());
-                        empty = false;
-                    }
-                }
-                if empty {
-                    assert!(
-                        Instant::now() < deadline,
-                        "cursor {key} saw {} of {want} items",
-                        seen.len()
-                    );
-                    thread::sleep(Duration::from_millis(5));
-                }
-            }
-            expect_end(&mut c, &key);
-            seen
+            let seen = read_until(&mut c, &key, want, 16);
+            seen.into_iter()
+                .map(|d| String::from_utf8(d).unwrap())
+                .collect::<Vec<_>>()
         }));
     }
     join_all(producers);

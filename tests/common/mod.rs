@@ -694,6 +694,41 @@ impl Conn {
 }
 
 /// Build a `set` request.
+/// `get <key>` must return nothing.
+#[track_caller]
+pub fn expect_end(c: &mut Conn, key: &str) {
+    c.roundtrip(format!("get {key}\r\n").as_bytes(), b"END\r\n");
+}
+
+/// Reads `key` with pipelined gets, `batch` per write, until `want` items came, waiting (up to
+/// 100 s) while writers may still be producing; then `key` must have nothing more.
+#[track_caller]
+pub fn read_until(c: &mut Conn, key: &str, want: usize, batch: usize) -> Vec<Vec<u8>> {
+    let request = format!("get {key}\r\n").repeat(batch);
+    let mut seen = Vec::with_capacity(want);
+    let deadline = Instant::now() + Duration::from_secs(100);
+    while seen.len() < want {
+        c.send(request.as_bytes());
+        let mut empty = true;
+        for _ in 0..batch {
+            if let Some((_, data)) = c.read_get_reply(key) {
+                seen.push(data);
+                empty = false;
+            }
+        }
+        if empty {
+            assert!(
+                Instant::now() < deadline,
+                "{key} gave only {} of {want} items",
+                seen.len()
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    expect_end(c, key);
+    seen
+}
+
 pub fn set_req(queue: &str, flags: u32, exptime: i64, data: &[u8]) -> Vec<u8> {
     let mut req = format!("set {queue} {flags} {exptime} {}\r\n", data.len()).into_bytes();
     req.extend_from_slice(data);
