@@ -136,7 +136,7 @@ impl Store {
         let registry = self.write_registry();
         let mut states: Vec<_> = registry
             .iter()
-            .map(|(name, queue)| (name, queue.lock()))
+            .map(|(name, queue)| (name, queue.lock_settled()))
             .collect();
         let old = self.backend();
         let before = directory_size(&old.dir);

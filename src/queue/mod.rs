@@ -161,8 +161,9 @@ pub struct Store {
 }
 
 struct Shared {
-    /// The database in use; compaction replaces it while it holds every queue's lock, so it
-    /// may be looked at only under a queue's lock or the registry's write lock.
+    /// The database in use; compaction replaces it while it holds every queue's lock (and no
+    /// insert is in flight: see [`Queue::lock_settled`]), so it may be looked at only under a
+    /// queue's lock or the registry's write lock, or during an insert counted in flight.
     backend: RwLock<Arc<Backend>>,
     config: Config,
     queues: RwLock<BTreeMap<String, Arc<Queue>>>,
@@ -343,7 +344,7 @@ impl Store {
         let stored = sled::IVec::from(item::encode(flags, expires_ms, now_ms(), data));
         let len = data.len() as u64;
         let durability = &self.shared.durability;
-        let (queues, id) = loop {
+        let (queues, id, trees) = loop {
             let queues = names
                 .iter()
                 .map(|name| self.queue(name))
@@ -361,32 +362,34 @@ impl Store {
                 guard.make_room(len)?;
             }
             let id = self.backend().next_id()?;
-            let key = item::key(id);
-            if let [only] = guards.as_slice() {
-                only.tree.insert(key, stored.clone())?;
-            } else {
-                let trees: Vec<&sled::Tree> = guards.iter().map(|guard| &guard.tree).collect();
-                trees
-                    .as_slice()
-                    .transaction(|trees| {
-                        for tree in trees {
-                            tree.insert(&key, stored.clone())?;
-                        }
-                        Ok(())
-                    })
-                    .map_err(Error::from)?;
-            }
+            // The id is taken and hidden from readers; the insert itself runs outside the
+            // locks, so producers of one queue do not queue up behind each other's sled call.
             for guard in &mut guards {
-                guard.pushed(id, len, !durability.waits());
+                guard.reserve(id, len);
+            }
+            let trees: Vec<sled::Tree> = guards.iter().map(|guard| guard.tree.clone()).collect();
+            for queue in &queues {
+                queue.inserting.fetch_add(1, Ordering::Relaxed);
             }
             drop(guards);
-            break (queues, id);
+            break (queues, id, trees);
         };
+        let inserted = {
+            let _inserting = Inserting(&queues);
+            insert(&trees, id, &stored)
+        };
+        if let Err(e) = inserted {
+            for queue in &queues {
+                queue.lock().unreserve(id, len);
+            }
+            return Err(e);
+        }
         durability.note_write();
         if durability.waits() {
             return Ok(Pending { queues, id });
         }
         for queue in &queues {
+            queue.lock().synced(id);
             queue.notify(1);
         }
         Ok(Pending {
@@ -464,7 +467,9 @@ impl Store {
                 match queues.remove(queue) {
                     None => false,
                     Some(handle) => {
-                        handle.lock().delete(&self.backend().storage(), queue)?;
+                        handle
+                            .lock_settled()
+                            .delete(&self.backend().storage(), queue)?;
                         // Waiters look the queue up again and find a new one.
                         handle.plain_event.notify(usize::MAX);
                         handle.broadcast_event.notify(usize::MAX);
@@ -491,7 +496,7 @@ impl Store {
     pub async fn flush(&self, queue: &str, cursor: Option<&str>) -> Result<(), Error> {
         if let Some(handle) = self.find(queue) {
             {
-                let mut state = handle.lock();
+                let mut state = handle.lock_settled();
                 if !state.deleted {
                     match cursor {
                         None => state.flush(&self.backend().storage(), queue)?,
@@ -544,7 +549,7 @@ impl Store {
         let queues = self.write_registry();
         let mut states: Vec<_> = queues
             .iter()
-            .map(|(name, queue)| (name.as_str(), queue.lock()))
+            .map(|(name, queue)| (name.as_str(), queue.lock_settled()))
             .collect();
         let backend = self.backend();
         for (name, state) in &mut states {
@@ -553,6 +558,34 @@ impl Store {
         let text = snapshot::encode(states.iter().map(|(name, state)| (*name, state.counts())));
         backend.meta.insert(snapshot::KEY, text.as_bytes())?;
         self.shared.durability.flush_now()
+    }
+}
+
+/// Writes one item to each tree: one sled transaction when there are several (a fanout).
+fn insert(trees: &[sled::Tree], id: u64, stored: &sled::IVec) -> Result<(), Error> {
+    let key = item::key(id);
+    if let [only] = trees {
+        only.insert(key, stored.clone())?;
+        return Ok(());
+    }
+    trees
+        .transaction(|trees| {
+            for tree in trees {
+                tree.insert(&key, stored.clone())?;
+            }
+            Ok(())
+        })
+        .map_err(Error::from)
+}
+
+/// Marks inserts in flight on these queues until dropped; see [`Queue::lock_settled`].
+struct Inserting<'a>(&'a [Arc<Queue>]);
+
+impl Drop for Inserting<'_> {
+    fn drop(&mut self) {
+        for queue in self.0 {
+            queue.inserting.fetch_sub(1, Ordering::Release);
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 //! One queue and its cursors: what is waiting, what is held open, where each cursor stands.
 //!
 //! Everything here runs under the queue's mutex, so one queue's reads and writes are
-//! serialised: ids are allocated and inserted under that lock, which is what keeps a cursor
-//! from passing an id that is not yet visible (two producers can never commit out of order).
-//! Only short, non-blocking sled calls happen under the lock; waiting happens outside.
+//! serialised. A producer takes its id under that lock and marks it hidden before it inserts
+//! outside the lock; readers never go at or past the oldest hidden id, which is what keeps a
+//! cursor from passing an item that is not yet in the tree. Only short, non-blocking sled calls
+//! happen under the lock; waiting happens outside.
 
 use super::item::{self, Item};
 use super::{names, CursorStats, Error, Limits, QueueStats, ReadMode};
@@ -31,6 +32,8 @@ pub(crate) struct Queue {
     pub(crate) broadcast_event: Event,
     /// Blocked gets on this queue, for `stats`.
     pub(crate) waiters: AtomicUsize,
+    /// Inserts running outside the lock; see [`Queue::lock_settled`].
+    pub(crate) inserting: AtomicUsize,
 }
 
 impl Queue {
@@ -41,6 +44,7 @@ impl Queue {
             plain_event: Event::new(),
             broadcast_event: Event::new(),
             waiters: AtomicUsize::new(0),
+            inserting: AtomicUsize::new(0),
         }
     }
 
@@ -49,6 +53,17 @@ impl Queue {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The lock, once no insert is in flight: for whatever needs every reserved item in the
+    /// tree (flush, delete, compaction, the final snapshot). No insert can start while the lock
+    /// is held, and one in flight never waits for anything, so this spins only briefly.
+    pub(crate) fn lock_settled(&self) -> MutexGuard<'_, QueueState> {
+        let guard = self.lock();
+        while self.inserting.load(Ordering::Acquire) > 0 {
+            std::thread::yield_now();
+        }
+        guard
     }
 
     /// Wakes readers after items became available.
@@ -71,9 +86,10 @@ pub(crate) struct QueueState {
     pub(crate) deleted: bool,
     pub(crate) tree: sled::Tree,
     limits: Limits,
-    /// Items written but not yet durable (`--sync always`): no reader goes at or past the
-    /// oldest of them, so nothing is served that a crash could still undo.
-    unsynced: BTreeSet<u64>,
+    /// Hidden items: reserved and still being inserted, or (`--sync always`) inserted but not
+    /// yet durable. No reader goes at or past the oldest of them, so nothing is served out of
+    /// order or that a crash could still undo.
+    hidden: BTreeSet<u64>,
     /// Every id below this is either gone or held open: plain reads start here.
     head_hint: u64,
     /// Plain reads held open: id → payload length.
@@ -163,7 +179,7 @@ impl QueueState {
             deleted: false,
             tree,
             limits,
-            unsynced: BTreeSet::new(),
+            hidden: BTreeSet::new(),
             head_hint: 0,
             open: HashMap::new(),
             items: 0,
@@ -273,12 +289,9 @@ impl QueueState {
         Ok(())
     }
 
-    /// Accounts for an item just inserted under this queue's lock.
-    /// `durable`: false while the write still waits for its sync; see [`QueueState::synced`].
-    pub(crate) fn pushed(&mut self, id: u64, len: u64, durable: bool) {
-        if !durable {
-            self.unsynced.insert(id);
-        }
+    /// Accounts for an item about to be inserted, hidden until [`QueueState::synced`].
+    pub(crate) fn reserve(&mut self, id: u64, len: u64) {
+        self.hidden.insert(id);
         self.items += 1;
         self.bytes += len;
         self.total_items += 1;
@@ -287,14 +300,30 @@ impl QueueState {
         }
     }
 
-    /// The write of `id` is durable (or failed for good): readers may now see it.
+    /// Undoes [`QueueState::reserve`] after a failed insert (unless a flush dropped it first).
+    pub(crate) fn unreserve(&mut self, id: u64, len: u64) {
+        if !self.hidden.remove(&id) {
+            return;
+        }
+        self.items -= 1;
+        self.bytes -= len;
+        self.total_items -= 1;
+        for cursor in self.cursors.values_mut() {
+            if cursor.position <= id {
+                cursor.remaining = cursor.remaining.saturating_sub(1);
+            }
+        }
+    }
+
+    /// The write of `id` is in the tree and as durable as the sync mode promises (or failed
+    /// for good): readers may now see it.
     pub(crate) fn synced(&mut self, id: u64) {
-        self.unsynced.remove(&id);
+        self.hidden.remove(&id);
     }
 
     /// Readers see ids below this only.
     fn visible_end(&self) -> u64 {
-        self.unsynced.first().copied().unwrap_or(u64::MAX)
+        self.hidden.first().copied().unwrap_or(u64::MAX)
     }
 
     /// A plain read: the head item that is not held open, skipping and discarding expired ones.
@@ -552,6 +581,8 @@ impl QueueState {
         self.items = 0;
         self.bytes = 0;
         self.head_hint = 0;
+        // Whatever was hidden is gone now.
+        self.hidden.clear();
         let names: Vec<String> = self.cursors.keys().cloned().collect();
         for name in names {
             self.flush_cursor(storage, queue, &name)?;
