@@ -10,6 +10,11 @@ use structopt::StructOpt;
 use tern::queue::{self, Limits, Store, SyncMode};
 use tern::server;
 
+/// mimalloc instead of glibc's malloc: per-thread heaps without a shared arena lock (the
+/// busiest lock under load, see benches/README.md), and freed pages go back to the system.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, StructOpt)]
 #[structopt(
     name = "tern",
@@ -155,34 +160,7 @@ fn parse_sync(text: &str) -> anyhow::Result<SyncMode> {
     })
 }
 
-/// Keeps the allocator from hoarding memory. glibc gives each thread that allocates its own
-/// arena and rarely returns freed pages; with sled's and the executor's threads that tripled
-/// the resident size of a server filling a deep queue. Two arenas and a periodic trim keep
-/// RSS close to what is live.
-fn limit_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: plain glibc tuning calls, made before any other thread exists.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-        let trim = std::thread::Builder::new()
-            .name("tern-trim".into())
-            .spawn(|| loop {
-                std::thread::sleep(Duration::from_secs(10));
-                // SAFETY: malloc_trim only returns free memory to the system.
-                unsafe {
-                    libc::malloc_trim(0);
-                }
-            });
-        if let Err(e) = trim {
-            log::warn!("cannot start the memory trimming thread: {}", e);
-        }
-    }
-}
-
 fn main() -> anyhow::Result<()> {
-    limit_allocator();
     let options = Options::from_args();
     femme::with_level(options.log_level);
     let (limits, queue_limits) = limits(&options)?;
