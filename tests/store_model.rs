@@ -7,6 +7,8 @@
 //! * `cursors_follow_the_model`: one queue, a plain reader (`get`, `/open`) and two named
 //!   cursors, with cursor reads (`take`, `/open`, `/close`, `/abort`, `/peek`), cursor and queue
 //!   flushes, cursor and queue deletes, and restarts.
+//! * `deep_queue_stays_in_order_past_the_head_index`: one scripted run with a queue deeper
+//!   than the store's in-memory head index.
 //!
 //! After every step the payload returned (or its absence) and the `stats()` counters are
 //! compared with the model. Payloads and flags carry a counter, so a mismatch names the item.
@@ -938,4 +940,68 @@ proptest! {
     fn cursors_follow_the_model(steps in prop::collection::vec(cursor_step(), 1..=MAX_STEPS)) {
         run_cursors(&steps)?;
     }
+}
+
+/// A queue deeper than the store's in-memory head index (1 024 ids) keeps strict FIFO order
+/// through index rebuilds: reads with aborts (an item put back), peeks, sets arriving while it
+/// drains, another queue's sets taking ids in between, a flush and a restart.
+#[test]
+fn deep_queue_stays_in_order_past_the_head_index() {
+    let dir = tempfile::Builder::new()
+        .prefix("tern-store-deep")
+        .tempdir()
+        .expect("temp dir");
+    let mut store = open_store(dir.path());
+    let (q, other) = ("deep".to_string(), "other".to_string());
+    let mut expected: VecDeque<u64> = VecDeque::new();
+    let mut next = 0u64;
+    let mut push = |store: &Store, expected: &mut VecDeque<u64>| {
+        block_on(store.put(std::slice::from_ref(&q), 0, None, &next.to_be_bytes())).unwrap();
+        block_on(store.put(std::slice::from_ref(&other), 0, None, b"x")).unwrap();
+        expected.push_back(next);
+        next += 1;
+    };
+    let number = |item: &Item| u64::from_be_bytes(item.data().try_into().unwrap());
+    for _ in 0..2500 {
+        push(&store, &mut expected);
+    }
+    let mut reads = 0;
+    while let Some(want) = expected.front().copied() {
+        reads += 1;
+        if reads % 97 == 0 {
+            let (item, lease) = store.read("deep", None, ReadMode::Open).unwrap().unwrap();
+            assert_eq!(number(&item), want, "open read {reads}");
+            lease.unwrap().abort();
+        }
+        if reads % 89 == 0 {
+            let (item, _) = store.read("deep", None, ReadMode::Peek).unwrap().unwrap();
+            assert_eq!(number(&item), want, "peek {reads}");
+        }
+        if reads % 7 == 0 {
+            push(&store, &mut expected);
+        }
+        if reads == 1800 {
+            drop(store);
+            store = open_store(dir.path());
+        }
+        let (item, _) = store.read("deep", None, ReadMode::Take).unwrap().unwrap();
+        assert_eq!(number(&item), want, "read {reads}");
+        expected.pop_front();
+    }
+    assert!(store.read("deep", None, ReadMode::Take).unwrap().is_none());
+    // After a flush the queue is empty, and new sets are read in order again.
+    for _ in 0..3 {
+        push(&store, &mut expected);
+    }
+    block_on(store.flush("deep", None)).unwrap();
+    assert!(store.read("deep", None, ReadMode::Take).unwrap().is_none());
+    expected.clear();
+    for _ in 0..1100 {
+        push(&store, &mut expected);
+    }
+    for want in expected {
+        let (item, _) = store.read("deep", None, ReadMode::Take).unwrap().unwrap();
+        assert_eq!(number(&item), want);
+    }
+    assert!(store.read("deep", None, ReadMode::Take).unwrap().is_none());
 }

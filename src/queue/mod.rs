@@ -17,6 +17,7 @@
 mod compact;
 mod dump;
 mod durability;
+mod head;
 mod item;
 mod snapshot;
 mod space;

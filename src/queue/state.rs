@@ -6,6 +6,7 @@
 //! cursor from passing an item that is not yet in the tree. Only short, non-blocking sled calls
 //! happen under the lock; waiting happens outside.
 
+use super::head::{HeadIndex, MAX_KNOWN};
 use super::item::{self, Item};
 use super::{names, CursorStats, Error, Limits, QueueStats, ReadMode};
 use event_listener::Event;
@@ -92,6 +93,8 @@ pub(crate) struct QueueState {
     hidden: BTreeSet<u64>,
     /// Every id below this is either gone or held open: plain reads start here.
     head_hint: u64,
+    /// The next waiting ids, so a plain read needs no range scan.
+    head: HeadIndex,
     /// Plain reads held open: id → payload length.
     open: HashMap<u64, u64>,
     /// Items waiting (in the tree, not open), and their payload bytes.
@@ -181,6 +184,7 @@ impl QueueState {
             limits,
             hidden: BTreeSet::new(),
             head_hint: 0,
+            head: HeadIndex::default(),
             open: HashMap::new(),
             items: 0,
             bytes: 0,
@@ -252,6 +256,7 @@ impl QueueState {
     /// Switches to the trees of [`QueueState::reopen`]; cannot fail.
     pub(crate) fn install(&mut self, reopened: Reopened) {
         self.tree = reopened.tree;
+        self.head.forget();
         for (cursor, failed) in self.cursors.values_mut().zip(reopened.failed) {
             cursor.failed = failed;
         }
@@ -292,6 +297,7 @@ impl QueueState {
     /// Accounts for an item about to be inserted, hidden until [`QueueState::synced`].
     pub(crate) fn reserve(&mut self, id: u64, len: u64) {
         self.hidden.insert(id);
+        self.head.reserved(id);
         self.items += 1;
         self.bytes += len;
         self.total_items += 1;
@@ -305,6 +311,7 @@ impl QueueState {
         if !self.hidden.remove(&id) {
             return;
         }
+        self.head.forget();
         self.items -= 1;
         self.bytes -= len;
         self.total_items -= 1;
@@ -332,46 +339,93 @@ impl QueueState {
         mode: ReadMode,
         now: u64,
     ) -> Result<Option<(Item, Option<Held>)>, Error> {
-        let mut found = None;
-        let end = item::key(self.visible_end());
-        for entry in self.tree.range(item::key(self.head_hint)..end) {
-            let (key, value) = entry?;
-            let id = item::id_of(&key);
+        let mut rebuilt = false;
+        loop {
+            if self.head.is_unknown() {
+                self.rebuild_head()?;
+                rebuilt = true;
+            }
+            let id = match self.head.front() {
+                Some(id) if id < self.visible_end() => id,
+                // Nothing waits, or the oldest is still hidden.
+                _ => return Ok(None),
+            };
+            let key = item::key(id);
+            let value = match mode {
+                ReadMode::Take => self.tree.remove(key)?,
+                ReadMode::Peek | ReadMode::Open => self.tree.get(key)?,
+            };
+            let Some(value) = value else {
+                // The index broke its rule (a bug): look in the tree instead, once.
+                log::warn!("queue head index out of date at id {}", id);
+                self.head.forget();
+                if rebuilt {
+                    return Ok(None);
+                }
+                continue;
+            };
+            let item = Item::new(id, value);
+            let len = item::payload_len(item.stored());
+            if item.is_expired(now) {
+                if mode != ReadMode::Take {
+                    self.tree.remove(key)?;
+                }
+                self.expired_items += 1;
+                self.removed(id, len, false);
+                self.head.pop_front();
+                self.head_hint = id + 1;
+                continue;
+            }
+            let held = match mode {
+                ReadMode::Peek => return Ok(Some((item, None))),
+                ReadMode::Take => {
+                    self.removed(id, len, false);
+                    None
+                }
+                ReadMode::Open => {
+                    self.open.insert(id, len);
+                    self.items -= 1;
+                    self.bytes -= len;
+                    Some(Held::Plain { len })
+                }
+            };
+            self.head.pop_front();
+            self.head_hint = id + 1;
+            return Ok(Some((item, held)));
+        }
+    }
+
+    /// Rebuilds the head index: the first waiting ids in the tree, with the reserved ones not
+    /// inserted yet among them (hidden ids are never in the tree's scan alone).
+    fn rebuild_head(&mut self) -> Result<(), Error> {
+        let mut ids = Vec::new();
+        let mut complete = true;
+        for key in self.tree.range(item::key(self.head_hint)..).keys() {
+            let id = item::id_of(&key?);
             if self.open.contains_key(&id) {
                 continue;
             }
-            let item = Item::new(id, value);
-            if item.is_expired(now) {
-                self.tree.remove(key)?;
-                self.expired_items += 1;
-                self.removed(id, item::payload_len(item.stored()), false);
-                continue;
+            if ids.len() == MAX_KNOWN {
+                complete = false;
+                break;
             }
-            found = Some(item);
-            break;
+            ids.push(id);
         }
-        let item = match found {
-            Some(item) => item,
-            None => return Ok(None),
+        // Past the last id seen, a hidden one could leave a gap: only the complete list takes them.
+        let last = if complete {
+            u64::MAX
+        } else {
+            ids.last().copied().unwrap_or(0)
         };
-        let len = item::payload_len(item.stored());
-        let held = match mode {
-            ReadMode::Peek => None,
-            ReadMode::Take => {
-                self.tree.remove(item::key(item.id()))?;
-                self.removed(item.id(), len, false);
-                self.head_hint = item.id() + 1;
-                None
-            }
-            ReadMode::Open => {
-                self.open.insert(item.id(), len);
-                self.items -= 1;
-                self.bytes -= len;
-                self.head_hint = item.id() + 1;
-                Some(Held::Plain { len })
-            }
-        };
-        Ok(Some((item, held)))
+        ids.extend(self.hidden.range(self.head_hint..=last));
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() > MAX_KNOWN {
+            ids.truncate(MAX_KNOWN);
+            complete = false;
+        }
+        self.head.rebuild(ids, complete);
+        Ok(())
     }
 
     /// Bookkeeping for an item removed from the tree (`was_open`: it was a plain open read).
@@ -545,6 +599,7 @@ impl QueueState {
                     self.items += 1;
                     self.bytes += len;
                     self.head_hint = self.head_hint.min(id);
+                    self.head.forget();
                     return 1;
                 }
             }
@@ -581,6 +636,7 @@ impl QueueState {
         self.items = 0;
         self.bytes = 0;
         self.head_hint = 0;
+        self.head.forget();
         // Whatever was hidden is gone now.
         self.hidden.clear();
         let names: Vec<String> = self.cursors.keys().cloned().collect();
