@@ -49,6 +49,11 @@ struct Options {
     #[structopt(long, default_value = "info")]
     log_level: log::LevelFilter,
 
+    /// Threads serving connections (default: one per CPU). Where clients share the server's
+    /// few cores, fewer can be faster: see benches/README.md.
+    #[structopt(long)]
+    threads: Option<std::num::NonZeroUsize>,
+
     /// Let the `shutdown` command stop the server.
     #[structopt(long)]
     allow_shutdown: bool,
@@ -199,6 +204,7 @@ fn main() -> anyhow::Result<()> {
         max_item_size: options.max_item_size,
         max_connections: options.max_connections,
         allow_shutdown: options.allow_shutdown,
+        threads: options.threads,
     };
     if let Some(path) = &options.pid_file {
         std::fs::write(path, format!("{}\n", std::process::id()))

@@ -1753,3 +1753,42 @@ mod garbage {
         keep.roundtrip(b"get keep\r\n", b"VALUE keep 0 4\r\nsafe\r\nEND\r\n");
     }
 }
+
+/// Names of the threads of a process whose name starts with `prefix` (Linux /proc).
+fn threads_named(pid: &str, prefix: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("list the server's threads")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with(prefix))
+        .count()
+}
+
+#[test]
+fn threads_option_sets_the_serving_threads_and_one_still_serves_everyone() {
+    let s = Server::start_with(&["--threads", "1"]);
+    let mut waiter = Conn::connect(&s);
+    let mut producer = Conn::connect(&s);
+    let mut other = Conn::connect(&s);
+    let pid = other.stat("pid").expect("pid stat");
+    assert_eq!(threads_named(&pid, "async-std"), 1);
+    // The one thread is not held by a waiting get: others are served meanwhile.
+    waiter.send(b"get q/t=8000\r\n");
+    producer.wait_stat("queue_q_waiters", "1", Duration::from_secs(5));
+    let mut batch = Vec::new();
+    for i in 0..200 {
+        batch.extend_from_slice(
+            format!("set other 0 0 {}\r\n{i}\r\n", i.to_string().len()).as_bytes(),
+        );
+    }
+    other.send(&batch);
+    for _ in 0..200 {
+        other.expect(b"STORED\r\n");
+    }
+    other.roundtrip(b"get other\r\n", b"VALUE other 0 1\r\n0\r\nEND\r\n");
+    producer.set("q", b"wake");
+    waiter.expect(b"VALUE q/t=8000 0 4\r\nwake\r\nEND\r\n");
+
+    let s = Server::start_with(&["--threads", "2"]);
+    let pid = Conn::connect(&s).stat("pid").expect("pid stat");
+    assert_eq!(threads_named(&pid, "async-std"), 2);
+}

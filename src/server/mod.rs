@@ -29,6 +29,8 @@ pub struct Config {
     pub max_connections: u64,
     /// Whether the `shutdown` command stops the server.
     pub allow_shutdown: bool,
+    /// Threads serving connections; `None`: one per CPU.
+    pub threads: Option<std::num::NonZeroUsize>,
 }
 
 /// State shared by the accept loop and every connection.
@@ -73,6 +75,7 @@ impl Shutdown {
 /// connections finish their current command, returns their open reads and flushes the store.
 /// `on_ready` is called with the bound address once clients can connect.
 pub fn run(config: Config, store: Store, on_ready: impl FnOnce(SocketAddr)) -> std::io::Result<()> {
+    runtime::set_threads(config.threads);
     let shared = Arc::new(Shared {
         store,
         config,

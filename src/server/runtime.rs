@@ -6,3 +6,13 @@
 
 pub use async_std::net::{TcpListener, TcpStream};
 pub use async_std::task::{block_on, sleep, spawn};
+
+use std::num::NonZeroUsize;
+
+/// Sets how many threads run connections (`None`: async-std's default, one per CPU). Call
+/// before anything is spawned: async-std reads this when its executor starts.
+pub fn set_threads(threads: Option<NonZeroUsize>) {
+    if let Some(threads) = threads {
+        std::env::set_var("ASYNC_STD_THREAD_COUNT", threads.to_string());
+    }
+}
