@@ -10,7 +10,8 @@
 # Environment: COUNT (items per set/get cell, default 100000), ALWAYS_SECS (duration of the
 # --sync always cells, default 5), CURSOR_ITEMS (default 1000000), TERN (server binary, default
 # target/release/tern), LOAD (load tool binary, default: built by `cargo bench --bench load
-# --no-run`), MEMCACHED (default memcached), OUT (raw results file). Each raw line ends with the
+# --no-run`), TERN_ARGS (more tern options, e.g. "--threads 1"), MEMCACHED (default memcached),
+# OUT (raw results file). Each raw line ends with the
 # 1-minute load average before the run: anything else running on the machine skews the numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ COUNT=${COUNT:-100000}
 ALWAYS_SECS=${ALWAYS_SECS:-5}
 CURSOR_ITEMS=${CURSOR_ITEMS:-1000000}
 TERN=${TERN:-target/release/tern}
+read -r -a TERN_ARGS <<<"${TERN_ARGS:-}"
 MEMCACHED=${MEMCACHED:-memcached}
 OUT=${OUT:-$(mktemp /tmp/tern-compare.XXXXXX.txt)}
 
@@ -48,9 +50,9 @@ cleanup() {
 trap cleanup EXIT
 
 P_NEVER=$(free_port); P_ALWAYS=$(free_port); P_MC=$(free_port)
-"$TERN" --listen 127.0.0.1:$P_NEVER --data "$tmp/never" --sync never --log-level warn >"$tmp/never.log" 2>&1 &
+"$TERN" --listen 127.0.0.1:$P_NEVER --data "$tmp/never" --sync never --log-level warn "${TERN_ARGS[@]}" >"$tmp/never.log" 2>&1 &
 pids+=($!)
-"$TERN" --listen 127.0.0.1:$P_ALWAYS --data "$tmp/always" --sync always --log-level warn >"$tmp/always.log" 2>&1 &
+"$TERN" --listen 127.0.0.1:$P_ALWAYS --data "$tmp/always" --sync always --log-level warn "${TERN_ARGS[@]}" >"$tmp/always.log" 2>&1 &
 pids+=($!)
 "$MEMCACHED" -l 127.0.0.1 -p $P_MC -U 0 -t 2 -m 4096 $( [ "$(id -u)" = 0 ] && echo -u root ) &
 pids+=($!)
@@ -58,7 +60,7 @@ wait_port $P_NEVER; wait_port $P_ALWAYS; wait_port $P_MC
 
 {
   echo "# $(date -u +%FT%TZ) $(uname -srm); $(nproc) CPUs: $(lscpu | sed -n 's/^Model name: *//p')"
-  echo "# $("$TERN" --version) ($(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo '+local changes')); $("$MEMCACHED" -V)"
+  echo "# $("$TERN" --version) ${TERN_ARGS[*]} ($(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo '+local changes')); $("$MEMCACHED" -V)"
 } | tee "$OUT"
 
 fail=0
