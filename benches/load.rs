@@ -579,15 +579,9 @@ struct ProduceJob {
 /// One reader on its own connection reading `want` items of `key`, timed apart from others.
 fn lone_reader(cfg: &Config, key: String, want: u64, duration: Option<Duration>) -> Out {
     let job = ReadJob {
-        plan: GetPlan::Fixed(key),
-        until: Until::Own(want),
         duration,
-        depth: cfg.pipeline,
-        size: cfg.item_size,
-        idle: cfg.idle,
         timed: false,
-        finish: None,
-        wait: None,
+        ..ReadJob::new(cfg, GetPlan::Fixed(key), Until::Own(want))
     };
     read(job, None, Client::connect(&cfg.addr))
 }
@@ -701,6 +695,33 @@ struct ReadJob {
     /// After a batch that brought nothing, send this one key alone (a blocking `q/t=100`)
     /// instead of a batch, so an idle reader neither spins nor queues up many waits.
     wait: Option<String>,
+}
+
+impl ReadJob {
+    /// A timed reader with the run's settings; callers override what differs.
+    fn new(cfg: &Config, plan: GetPlan, until: Until) -> ReadJob {
+        ReadJob {
+            plan,
+            until,
+            duration: cfg.duration,
+            depth: cfg.pipeline,
+            size: cfg.item_size,
+            idle: cfg.idle,
+            timed: true,
+            finish: None,
+            wait: None,
+        }
+    }
+
+    /// An untimed drain, 64 requests deep, until a batch brings nothing.
+    fn drain(cfg: &Config, plan: GetPlan) -> ReadJob {
+        ReadJob {
+            duration: None,
+            depth: 64,
+            timed: false,
+            ..ReadJob::new(cfg, plan, Until::Empty)
+        }
+    }
 }
 
 fn read(job: ReadJob, start: Option<Arc<Barrier>>, client: io::Result<Client>) -> Out {
@@ -916,17 +937,7 @@ fn fill(cfg: &Config, key: impl Fn(usize) -> SetKey, total: u64, conns: usize) -
 
 /// Untimed drain of a tern queue with one connection; returns what it read.
 fn drain(cfg: &Config, queue: &str) -> Out {
-    let job = ReadJob {
-        plan: GetPlan::Fixed(queue.to_string()),
-        until: Until::Empty,
-        duration: None,
-        depth: 64,
-        size: cfg.item_size,
-        idle: cfg.idle,
-        timed: false,
-        finish: None,
-        wait: None,
-    };
+    let job = ReadJob::drain(cfg, GetPlan::Fixed(queue.to_string()));
     read(job, None, Client::connect(&cfg.addr))
 }
 
@@ -1107,17 +1118,7 @@ fn run(cfg: &Config) -> Report {
                     let jobs = per
                         .into_iter()
                         .map(|ids| {
-                            Job::Read(ReadJob {
-                                plan: GetPlan::Keys(cfg.name.clone(), ids),
-                                until: Until::Empty,
-                                duration: None,
-                                depth: 64,
-                                size: cfg.item_size,
-                                idle: cfg.idle,
-                                timed: false,
-                                finish: None,
-                                wait: None,
-                            })
+                            Job::Read(ReadJob::drain(&cfg, GetPlan::Keys(cfg.name.clone(), ids)))
                         })
                         .collect();
                     let mut back = Out::default();
@@ -1174,17 +1175,11 @@ fn run(cfg: &Config) -> Report {
             let jobs = per
                 .into_iter()
                 .map(|ids| {
-                    Job::Read(ReadJob {
-                        plan: GetPlan::Keys(cfg.name.clone(), ids),
-                        until: Until::Own(u64::MAX),
-                        duration: cfg.duration,
-                        depth: cfg.pipeline,
-                        size: cfg.item_size,
-                        idle: cfg.idle,
-                        timed: true,
-                        finish: None,
-                        wait: None,
-                    })
+                    Job::Read(ReadJob::new(
+                        &cfg,
+                        GetPlan::Keys(cfg.name.clone(), ids),
+                        Until::Own(u64::MAX),
+                    ))
                 })
                 .collect();
             let (outs, d) = run_jobs(&cfg.addr, jobs);
@@ -1231,16 +1226,10 @@ fn run(cfg: &Config) -> Report {
                             Some(format!("get {q}/close")),
                         ),
                     };
+                    let until = Until::Global(total.clone(), filled.acked.len() as u64);
                     Job::Read(ReadJob {
-                        plan,
-                        until: Until::Global(total.clone(), filled.acked.len() as u64),
-                        duration: cfg.duration,
-                        depth: cfg.pipeline,
-                        size: cfg.item_size,
-                        idle: cfg.idle,
-                        timed: true,
                         finish,
-                        wait: None,
+                        ..ReadJob::new(&cfg, plan, until)
                     })
                 })
                 .collect();
@@ -1301,16 +1290,11 @@ fn run(cfg: &Config) -> Report {
                 }));
             }
             for _ in 0..consumers {
+                let until = Until::Producers(got.clone(), done.clone(), acked.clone());
                 let job = ReadJob {
-                    plan: GetPlan::Fixed(q.clone()),
-                    until: Until::Producers(got.clone(), done.clone(), acked.clone()),
                     duration: None,
-                    depth: cfg.pipeline,
-                    size: cfg.item_size,
-                    idle: cfg.idle,
-                    timed: true,
-                    finish: None,
                     wait: Some(format!("{q}/t=100")),
+                    ..ReadJob::new(&cfg, GetPlan::Fixed(q.clone()), until)
                 };
                 let (b, addr) = (barrier.clone(), cfg.addr.clone());
                 handles.push(thread::spawn(move || {
@@ -1348,17 +1332,11 @@ fn run(cfg: &Config) -> Report {
             let r = cfg.cursors;
             let jobs = (0..r)
                 .map(|i| {
-                    Job::Read(ReadJob {
-                        plan: GetPlan::Fixed(format!("{q}.c{i}")),
-                        until: Until::Own(want),
-                        duration: cfg.duration,
-                        depth: cfg.pipeline,
-                        size: cfg.item_size,
-                        idle: cfg.idle,
-                        timed: true,
-                        finish: None,
-                        wait: None,
-                    })
+                    Job::Read(ReadJob::new(
+                        &cfg,
+                        GetPlan::Fixed(format!("{q}.c{i}")),
+                        Until::Own(want),
+                    ))
                 })
                 .collect();
             let (outs, d) = run_jobs(&cfg.addr, jobs);

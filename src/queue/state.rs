@@ -412,10 +412,9 @@ impl QueueState {
             ids.push(id);
         }
         // Past the last id seen, a hidden one could leave a gap: only the complete list takes them.
-        let last = if complete {
-            u64::MAX
-        } else {
-            ids.last().copied().unwrap_or(0)
+        let last = match ids.last() {
+            Some(&last) if !complete => last,
+            _ => u64::MAX,
         };
         ids.extend(self.hidden.range(self.head_hint..=last));
         ids.sort_unstable();
