@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Memory, disk and start-up time versus queue depth (issue: performance).
 
-    cargo build --release && python3 benches/depth.py [--max-gib 4] [--binary target/release/tern]
+    cargo build --release && python3 benches/depth.py [--max-gib 4] [--item-size 1024] \
+        [--binary target/release/tern]
 
-Fills one queue with 1 KiB items up to 256 MiB, 1 GiB and 4 GiB of payload (--sync never,
-pipelined), and at each depth records tern's RSS and the data directory's size. At the deepest
+Fills one queue with 256Ki, 1Mi and 4Mi items (256 MiB, 1 GiB and 4 GiB of payload at the
+default 1 KiB; --max-gib stops after the step of that many GiB at 1 KiB, i.e. Mi items), with
+--sync never, pipelined, and at each depth records tern's RSS and the data directory's size. At the deepest
 point it restarts tern gracefully and times the start-up (until it accepts a connection),
 then drains the queue and records RSS and disk right after the drain and once compaction has
 run. Prints a Markdown table (recorded in benches/README.md).
@@ -73,8 +75,8 @@ class Client:
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.file = self.sock.makefile("rb")
 
-    def fill(self, count):
-        request = (b"set depth 0 0 %d\r\n" % ITEM + b"x" * ITEM + b"\r\n")
+    def fill(self, count, size):
+        request = (b"set depth 0 0 %d\r\n" % size + b"x" * size + b"\r\n")
         done = 0
         while done < count:
             n = min(BATCH, count - done)
@@ -109,6 +111,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", default="target/release/tern")
     parser.add_argument("--max-gib", type=float, default=4)
+    parser.add_argument("--item-size", type=int, default=ITEM)
     args = parser.parse_args()
     data = tempfile.mkdtemp(prefix="tern-depth-")
     port = free_port()
@@ -123,9 +126,9 @@ def main():
             break
         target = int(gib * 1024 * 1024 * 1024 / ITEM)
         began = time.time()
-        client.fill(target - filled)
+        client.fill(target - filled, args.item_size)
         filled = target
-        rows.append((f"filled {gib:g} GiB", f"{filled}", mib(rss(proc)), mib(disk(data)), f"fill {time.time() - began:.0f} s"))
+        rows.append((f"filled {mib(filled * args.item_size)}", f"{filled}", mib(rss(proc)), mib(disk(data)), f"fill {time.time() - began:.0f} s"))
     client.sock.close()
     stop(proc)
     proc, startup = start(args.binary, data, port)
