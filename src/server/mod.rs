@@ -31,6 +31,19 @@ pub struct Config {
     pub allow_shutdown: bool,
     /// Threads serving connections; `None`: one per CPU.
     pub threads: Option<std::num::NonZeroUsize>,
+    /// How the allocator gives freed memory back to the system (main.rs alone knows the
+    /// allocator). An allocator with per-thread heaps returns a thread's free pages only while
+    /// that thread allocates, so the threads serving connections would keep what a drained
+    /// backlog used for as long as the server idles.
+    pub release_memory: Option<WhenIdle>,
+}
+
+/// A function to run on every thread that serves connections every `after` in which no client
+/// sent anything: never under load, where it could only add latency.
+#[derive(Debug, Clone, Copy)]
+pub struct WhenIdle {
+    pub after: Duration,
+    pub run: fn(),
 }
 
 /// State shared by the accept loop and every connection.
@@ -86,6 +99,9 @@ pub fn run(config: Config, store: Store, on_ready: impl FnOnce(SocketAddr)) -> s
         },
     });
     stop_on_signals(shared.clone())?;
+    if let Some(task) = shared.config.release_memory {
+        spawn(run_when_idle(task, shared.clone()));
+    }
     runtime::block_on(async {
         let listener = TcpListener::bind(&shared.config.listen).await?;
         on_ready(listener.local_addr()?);
@@ -157,6 +173,30 @@ async fn refuse(mut stream: TcpStream) {
         .write_all(b"SERVER_ERROR too many connections\r\n")
         .await;
     let _ = stream.close().await;
+}
+
+/// Runs `task` on the connection threads after each idle `task.after`, until the server stops.
+async fn run_when_idle(task: WhenIdle, shared: Arc<Shared>) {
+    let input = || shared.counters.bytes_read.load(Ordering::Relaxed);
+    let mut seen = input();
+    loop {
+        let tick = async {
+            sleep(task.after).await;
+            true
+        };
+        let stop = async {
+            shared.shutdown.wait().await;
+            false
+        };
+        if !tick.or(stop).await {
+            return;
+        }
+        let now = input();
+        if now == seen {
+            runtime::on_every_thread(task.run);
+        }
+        seen = now;
+    }
 }
 
 /// Waits (bounded) for every connection to finish.
