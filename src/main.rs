@@ -11,7 +11,8 @@ use tern::queue::{self, Limits, Store, SyncMode};
 use tern::server;
 
 /// mimalloc instead of glibc's malloc: per-thread heaps without a shared arena lock (the
-/// busiest lock under load, see benches/README.md), and freed pages go back to the system.
+/// busiest lock under load, see benches/README.md). Idle threads give their free pages back:
+/// see [`release_memory`].
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -20,7 +21,7 @@ const RELEASE_MEMORY_AFTER: Duration = Duration::from_secs(10);
 
 /// Returns the calling thread's free mimalloc pages to the system. mimalloc does that by
 /// itself only while the thread allocates, so an idle server would keep what a drained
-/// backlog used (197 MiB after 4 GiB; 41 MiB with this, benches/README.md). Forced, it takes
+/// backlog used (197 MiB after 4 GiB; 37–44 MiB with this, benches/README.md). Forced, it takes
 /// up to ~9 ms on a busy heap, hence only when idle.
 fn release_memory() {
     // SAFETY: mi_collect has no preconditions; it frees only memory no longer in use.
