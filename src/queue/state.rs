@@ -372,8 +372,7 @@ impl QueueState {
                 }
                 self.expired_items += 1;
                 self.removed(id, len, false);
-                self.head.pop_front();
-                self.head_hint = id + 1;
+                self.passed_head(id);
                 continue;
             }
             let held = match mode {
@@ -389,10 +388,15 @@ impl QueueState {
                     Some(Held::Plain { len })
                 }
             };
-            self.head.pop_front();
-            self.head_hint = id + 1;
+            self.passed_head(id);
             return Ok(Some((item, held)));
         }
+    }
+
+    /// The head item `id` was taken, held open or discarded: the head moves past it.
+    fn passed_head(&mut self, id: u64) {
+        self.head.pop_front();
+        self.head_hint = id + 1;
     }
 
     /// Rebuilds the head index: the first waiting ids in the tree, with the reserved ones not
