@@ -440,12 +440,7 @@ impl Store {
 
     /// A future that completes when the queue (or cursor) may have something new to read.
     /// Take it *before* trying a read, so an item arriving in between is not missed.
-    pub fn listen(
-        &self,
-        queue: &str,
-        cursor: Option<&str>,
-        mode: ReadMode,
-    ) -> Result<Listener, Error> {
+    fn listen(&self, queue: &str, cursor: Option<&str>, mode: ReadMode) -> Result<Listener, Error> {
         let handle = self.queue(queue)?;
         // A plain reader that takes consumes its wake-up with the item; any other reader
         // must not swallow one meant for it, so it listens to the broadcast instead.
@@ -458,6 +453,40 @@ impl Store {
             queue: handle,
             listener,
         })
+    }
+
+    /// Reads like [`Store::read`]; if there is nothing, waits for an item until `until`
+    /// completes, and then returns `Err` with its output: nothing was read, and nothing was
+    /// taken for this reader. The caller builds `until` from its timeout, shutdown and
+    /// disconnect, so the store needs no clock.
+    pub async fn read_or_wait<T>(
+        &self,
+        queue: &str,
+        cursor: Option<&str>,
+        mode: ReadMode,
+        until: impl Future<Output = T>,
+    ) -> Result<Result<(Item, Option<Lease>), T>, Error> {
+        if let Some(read) = self.read(queue, cursor, mode)? {
+            return Ok(Ok(read));
+        }
+        let mut until = std::pin::pin!(until);
+        loop {
+            // Listen before looking, so an item arriving in between still wakes us.
+            let listener = self.listen(queue, cursor, mode)?;
+            if let Some(read) = self.read(queue, cursor, mode)? {
+                return Ok(Ok(read));
+            }
+            let woken = futures_lite::future::or(
+                async {
+                    listener.await;
+                    None
+                },
+                async { Some(until.as_mut().await) },
+            );
+            if let Some(stopped) = woken.await {
+                return Ok(Err(stopped));
+            }
+        }
     }
 
     /// `delete <queue>` / `delete <queue>.<cursor>`; returns whether it existed.

@@ -10,7 +10,7 @@ use crate::queue::{self, now_ms, Item, Lease, Pending, ReadMode};
 use futures_lite::FutureExt;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Longest wait a `/t=` can ask for; beyond it, a wait is as good as forever.
 const MAX_WAIT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
@@ -305,50 +305,31 @@ impl Session {
     ) -> Result<Option<(Item, Option<Lease>)>, queue::Error> {
         let store = &self.shared.store;
         let (queue, cursor) = (target.queue.as_str(), target.cursor.as_deref());
-        let first = store.read(queue, cursor, mode)?;
         let wait = Duration::from_millis(timeout_ms.unwrap_or(0)).min(MAX_WAIT);
-        if first.is_some() || wait.is_zero() {
-            return Ok(first);
+        if wait.is_zero() {
+            return store.read(queue, cursor, mode);
         }
-        let deadline = Instant::now() + wait;
-        enum Wake {
-            Ready,
-            Timeout,
-            Gone,
-        }
-        loop {
-            // Listen before looking, so an item arriving in between still wakes us.
-            let listener = store.listen(queue, cursor, mode)?;
-            if let Some(read) = store.read(queue, cursor, mode)? {
-                return Ok(Some(read));
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            let ready = async {
-                listener.await;
-                Wake::Ready
-            };
+        let shared = &self.shared;
+        let until = async {
             let timeout = async {
-                sleep(left).await;
-                Wake::Timeout
+                sleep(wait).await;
+                false
             };
             let stop = async {
-                self.shared.shutdown.wait().await;
-                Wake::Timeout
+                shared.shutdown.wait().await;
+                false
             };
             let gone = async {
                 input.closed().await;
-                Wake::Gone
+                true
             };
-            match ready.or(timeout).or(stop).or(gone).await {
-                Wake::Ready => {}
-                Wake::Timeout => return Ok(None),
-                Wake::Gone => {
-                    self.gone = true;
-                    return Ok(None);
-                }
+            timeout.or(stop).or(gone).await
+        };
+        match store.read_or_wait(queue, cursor, mode, until).await? {
+            Ok(read) => Ok(Some(read)),
+            Err(gone) => {
+                self.gone = gone;
+                Ok(None)
             }
         }
     }
