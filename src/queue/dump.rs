@@ -15,8 +15,9 @@
 //! Ids are kept, so cursor positions stay right and imported queues keep their order. Export
 //! reads a stopped server's directory; import fills a directory that has no queues yet.
 
-use super::item::{self, Item};
-use super::{compact, names, Backend, Config, Error, ID_BASE};
+use super::disk::{generation, Disk, Record};
+use super::item::Item;
+use super::{Config, Error};
 use std::io::{BufRead, Write};
 
 const HEADER: &str = "tern-export 1";
@@ -31,50 +32,44 @@ pub struct Summary {
 }
 
 fn bad(message: impl Into<String>) -> Error {
-    Error::Io(std::io::Error::new(
-        std::io::ErrorKind::InvalidData,
-        message.into(),
-    ))
+    Error::Export(message.into())
+}
+
+fn open(config: &Config, dir: std::path::PathBuf) -> Result<Disk, Error> {
+    Disk::open(dir, config.cache_bytes, config.sled_flushes())
 }
 
 /// Writes the whole content of the data directory of `config` to `out`.
 pub fn export(config: &Config, out: &mut impl Write) -> Result<Summary, Error> {
-    if !config.path.join("CURRENT").exists() {
-        return Err(bad(format!("{} holds no tern data", config.path.display())));
+    if !generation::exists(&config.path) {
+        let message = format!("{} holds no tern data", config.path.display());
+        return Err(Error::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            message,
+        )));
     }
-    let backend = Backend::open(compact::current_dir(&config.path)?, config)?;
+    let disk = open(config, generation::current(&config.path)?)?;
+    let queues = disk.queues()?;
     let mut summary = Summary::default();
     writeln!(out, "{HEADER}")?;
-    let mut trees: Vec<_> = backend.db.tree_names();
-    trees.sort();
-    for tree_name in &trees {
-        if let Some(queue) = names::parse_queue_tree(tree_name) {
-            writeln!(out, "queue {queue}")?;
-            summary.queues += 1;
-            for entry in backend.db.open_tree(tree_name)?.iter() {
-                let (key, value) = entry?;
-                write_item(
-                    out,
-                    &format!("item {queue}"),
-                    &Item::new(item::id_of(&key), value),
-                )?;
-                summary.items += 1;
-            }
+    for queue in &queues {
+        writeln!(out, "queue {}", queue.name)?;
+        summary.queues += 1;
+        for entry in queue.log.iter() {
+            let (id, record) = entry?;
+            write_item(out, &format!("item {}", queue.name), &Item::new(id, record))?;
+            summary.items += 1;
         }
     }
-    for entry in backend.meta.scan_prefix(names::CURSOR_PREFIX) {
-        let (key, position) = entry?;
-        if let Some((queue, cursor)) = names::parse_cursor_key(&key) {
-            writeln!(out, "cursor {queue} {cursor} {}", item::id_of(&position))?;
+    for queue in &queues {
+        for cursor in &queue.cursors {
+            let (name, position) = (&cursor.name, cursor.position);
+            writeln!(out, "cursor {} {name} {position}", queue.name)?;
             summary.cursors += 1;
-            for entry in backend
-                .db
-                .open_tree(names::failed_tree(&queue, &cursor))?
-                .iter()
-            {
-                let (key, value) = entry?;
-                let prefix = format!("failed {queue} {cursor}");
-                write_item(out, &prefix, &Item::new(item::id_of(&key), value))?;
+            let prefix = format!("failed {} {name}", queue.name);
+            for entry in cursor.log.failed.iter() {
+                let (id, record) = entry?;
+                write_item(out, &prefix, &Item::new(id, record))?;
                 summary.failed_reads += 1;
             }
         }
@@ -101,21 +96,37 @@ fn write_item(out: &mut impl Write, prefix: &str, item: &Item) -> Result<(), Err
 }
 
 /// Reads a stream written by [`export`] into the data directory of `config`, which must hold
-/// no queues yet. Nothing is half-imported into a running server: it must be stopped.
+/// no queues yet. Nothing is half-imported into a running server: it must be stopped. The
+/// import fills a new database and switches to it only once complete, so an interrupted
+/// import leaves the directory as it was.
 pub fn import(config: &Config, input: &mut impl BufRead) -> Result<Summary, Error> {
     std::fs::create_dir_all(&config.path)?;
-    let backend = Backend::open(compact::current_dir(&config.path)?, config)?;
-    if backend
-        .db
-        .tree_names()
-        .iter()
-        .any(|t| names::parse_queue_tree(t).is_some())
-    {
+    let current = generation::current(&config.path)?;
+    if open(config, current.clone())?.has_queues() {
         return Err(bad(format!(
             "{} already holds queues: import into an empty directory",
             config.path.display()
         )));
     }
+    let next = generation::Next::after(&current)?;
+    let mut disk = open(config, next.dir.clone())?;
+    let summary = match read_export(&mut disk, input) {
+        Ok(summary) => summary,
+        Err(e) => {
+            drop(disk);
+            next.abandon();
+            return Err(e);
+        }
+    };
+    disk.flush()?;
+    drop(disk);
+    next.commit()?;
+    generation::remove(&current);
+    Ok(summary)
+}
+
+/// Reads the export's records into `disk`.
+fn read_export(disk: &mut Disk, input: &mut impl BufRead) -> Result<Summary, Error> {
     let mut line = String::new();
     input.read_line(&mut line)?;
     if line.trim_end() != HEADER {
@@ -134,15 +145,12 @@ pub fn import(config: &Config, input: &mut impl BufRead) -> Result<Summary, Erro
         let fields: Vec<&str> = line.trim_end_matches('\n').split(' ').collect();
         match fields.as_slice() {
             ["queue", queue] => {
-                backend.db.open_tree(names::queue_tree(queue))?;
+                disk.queue_log(queue)?;
                 summary.queues += 1;
             }
             ["item", queue, rest @ ..] => {
-                let (id, stored) = read_item(input, rest)?;
-                backend
-                    .db
-                    .open_tree(names::queue_tree(queue))?
-                    .insert(item::key(id), stored)?;
+                let (id, record) = read_item(input, rest)?;
+                disk.queue_log(queue)?.append(id, &record)?;
                 max_id = max_id.max(Some(id));
                 summary.items += 1;
             }
@@ -150,18 +158,13 @@ pub fn import(config: &Config, input: &mut impl BufRead) -> Result<Summary, Erro
                 let position: u64 = position
                     .parse()
                     .map_err(|_| bad(format!("bad record {line:?}")))?;
-                backend.meta.insert(
-                    names::cursor_key(queue, cursor),
-                    &position.to_be_bytes()[..],
-                )?;
-                backend.db.open_tree(names::failed_tree(queue, cursor))?;
+                disk.cursor_log(queue, cursor)?.save_position(position)?;
                 max_id = max_id.max(position.checked_sub(1));
                 summary.cursors += 1;
             }
             ["failed", queue, cursor, rest @ ..] => {
-                let (id, stored) = read_item(input, rest)?;
-                let failed = backend.db.open_tree(names::failed_tree(queue, cursor))?;
-                failed.insert(item::key(id), stored)?;
+                let (id, record) = read_item(input, rest)?;
+                disk.cursor_log(queue, cursor)?.failed.append(id, &record)?;
                 max_id = max_id.max(Some(id));
                 summary.failed_reads += 1;
             }
@@ -179,15 +182,14 @@ pub fn import(config: &Config, input: &mut impl BufRead) -> Result<Summary, Erro
         }
     }
     // New ids continue above every imported one.
-    let base = max_id.map_or(0, |id| id + 1);
-    backend.meta.insert(ID_BASE, &base.to_be_bytes()[..])?;
-    backend.db.flush()?;
-    drop(backend);
+    if let Some(max_id) = max_id {
+        disk.raise_ids_above(max_id)?;
+    }
     Ok(summary)
 }
 
 /// `<id> <flags> <expires_ms|never> <enqueued_ms> <len>` then the payload and a newline.
-fn read_item(input: &mut impl BufRead, fields: &[&str]) -> Result<(u64, Vec<u8>), Error> {
+fn read_item(input: &mut impl BufRead, fields: &[&str]) -> Result<(u64, Record), Error> {
     let number = |text: &str| {
         text.parse::<u64>()
             .map_err(|_| bad(format!("bad number {text:?}")))
@@ -213,6 +215,6 @@ fn read_item(input: &mut impl BufRead, fields: &[&str]) -> Result<(u64, Vec<u8>)
     }
     Ok((
         number(id)?,
-        item::encode(flags, expires, number(enqueued)?, &data),
+        Record::new(flags, expires, number(enqueued)?, &data),
     ))
 }

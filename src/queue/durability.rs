@@ -1,15 +1,11 @@
 //! Making writes durable: group commit for `--sync always`, a periodic flush for `--sync <N>ms`.
 //!
-//! sled's `flush()` ends in `sync_file_range` on its log, which writes no metadata and promises
-//! nothing across a machine crash, and it never syncs the blob files it writes for large
-//! values. So a durable flush here is: sled's flush, then `fdatasync` of the log file, of every
-//! blob file not synced yet, and of the blob directory. That runs on one dedicated thread,
-//! never on an executor thread; every writer waiting when a flush starts shares it.
+//! What a durable flush is belongs to the on-disk layout ([`Flusher`]); when to run one is
+//! decided here. Flushes run on one dedicated thread, never on an executor thread; every
+//! writer waiting when a flush starts shares it.
 
+use super::disk::Flusher;
 use super::Error;
-use std::collections::HashSet;
-use std::fs::File;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
@@ -35,29 +31,13 @@ pub(crate) struct Durability {
     /// Writes since start, so the ticker can skip idle periods.
     writes: Arc<AtomicU64>,
     /// What a flush flushes; replaced when compaction switches databases.
-    target: Arc<Mutex<Target>>,
-}
-
-/// The database being made durable, and its files.
-struct Target {
-    db: sled::Db,
-    files: SyncedFiles,
-}
-
-impl Target {
-    fn flush(&mut self) -> Result<(), Error> {
-        self.db.flush()?;
-        self.files.sync()
-    }
+    target: Arc<Mutex<Flusher>>,
 }
 
 impl Durability {
-    pub(crate) fn start(db: sled::Db, dir: &Path, mode: SyncMode) -> Result<Durability, Error> {
+    pub(crate) fn start(flusher: Flusher, mode: SyncMode) -> Result<Durability, Error> {
         let writes = Arc::new(AtomicU64::new(0));
-        let target = Arc::new(Mutex::new(Target {
-            db,
-            files: SyncedFiles::open(dir)?,
-        }));
+        let target = Arc::new(Mutex::new(flusher));
         let requests = match mode {
             SyncMode::Never => None,
             SyncMode::Always | SyncMode::Every(_) => {
@@ -87,15 +67,10 @@ impl Durability {
         lock(&self.target).flush()
     }
 
-    /// Opens the files of a database in `dir`, for [`Durability::switch`].
-    pub(crate) fn prepare(&self, dir: &Path) -> Result<SyncedFiles, Error> {
-        SyncedFiles::open(dir)
-    }
-
-    /// From now on, flushes go to `db` (after compaction switched databases). Waits for a
-    /// flush in progress on the old one.
-    pub(crate) fn switch(&self, db: sled::Db, files: SyncedFiles) {
-        *lock(&self.target) = Target { db, files };
+    /// From now on, flushes go to another database (after compaction switched databases).
+    /// Waits for a flush in progress on the old one.
+    pub(crate) fn switch(&self, flusher: Flusher) {
+        *lock(&self.target) = flusher;
     }
 
     /// Whether a write must wait for [`Durability::written`] before it counts as done.
@@ -132,14 +107,14 @@ impl Durability {
     }
 }
 
-fn lock(target: &Mutex<Target>) -> std::sync::MutexGuard<'_, Target> {
+fn lock(target: &Mutex<Flusher>) -> std::sync::MutexGuard<'_, Flusher> {
     target
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Waits for a request, takes every request that queued meanwhile, flushes once, answers all.
-fn group_commit_loop(target: &Mutex<Target>, requests: mpsc::Receiver<Reply>) {
+fn group_commit_loop(target: &Mutex<Flusher>, requests: mpsc::Receiver<Reply>) {
     while let Ok(first) = requests.recv() {
         let mut batch = vec![first];
         batch.extend(requests.try_iter());
@@ -152,7 +127,7 @@ fn group_commit_loop(target: &Mutex<Target>, requests: mpsc::Receiver<Reply>) {
 }
 
 fn tick_loop(
-    target: &Mutex<Target>,
+    target: &Mutex<Flusher>,
     stop: mpsc::Receiver<Reply>,
     period: Duration,
     writes: Arc<AtomicU64>,
@@ -166,48 +141,5 @@ fn tick_loop(
                 log::error!("periodic flush failed: {}", e);
             }
         }
-    }
-}
-
-/// The files sled writes, and which blob files are already synced.
-pub(crate) struct SyncedFiles {
-    log: File,
-    blob_dir: PathBuf,
-    synced_blobs: HashSet<std::ffi::OsString>,
-}
-
-impl SyncedFiles {
-    fn open(dir: &Path) -> Result<SyncedFiles, Error> {
-        let files = SyncedFiles {
-            log: File::open(dir.join("db"))?,
-            blob_dir: dir.join("blobs"),
-            synced_blobs: HashSet::new(),
-        };
-        // The log's and the blob directory's own entries must be durable too.
-        File::open(dir)?.sync_all()?;
-        Ok(files)
-    }
-
-    fn sync(&mut self) -> Result<(), Error> {
-        self.log.sync_data()?;
-        let mut present = HashSet::new();
-        let mut new_blobs = false;
-        for entry in std::fs::read_dir(&self.blob_dir)? {
-            let name = entry?.file_name();
-            if !self.synced_blobs.contains(&name) {
-                // A blob removed meanwhile by sled's garbage collection needs no sync.
-                if let Ok(file) = File::open(self.blob_dir.join(&name)) {
-                    file.sync_data()?;
-                    new_blobs = true;
-                }
-            }
-            present.insert(name);
-        }
-        if new_blobs {
-            File::open(&self.blob_dir)?.sync_all()?;
-        }
-        // Forget blobs that are gone, so the set stays as small as the directory.
-        self.synced_blobs = present;
-        Ok(())
     }
 }

@@ -1,24 +1,18 @@
-//! How one item is stored: a small fixed header, then the payload.
-//!
-//! Layout (big-endian): `flags u32 | expires_ms u64 (u64::MAX = never) | enqueued_ms u64 |
-//! payload`. Keys are item ids as big-endian u64, so sled's key order is FIFO order.
+//! An item as readers get it: its id and its stored record.
 
-use sled::IVec;
+use super::disk::Record;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const HEADER: usize = 4 + 8 + 8;
-const NEVER: u64 = u64::MAX;
-
-/// An item read from a queue. Cheap to clone (the bytes are shared with sled's cache).
+/// An item read from a queue. Cheap to clone (the bytes are shared with the storage cache).
 #[derive(Debug, Clone)]
 pub struct Item {
     id: u64,
-    stored: IVec,
+    record: Record,
 }
 
 impl Item {
-    pub(crate) fn new(id: u64, stored: IVec) -> Item {
-        Item { id, stored }
+    pub(crate) fn new(id: u64, record: Record) -> Item {
+        Item { id, record }
     }
 
     /// The item's id in its queue: unique, increasing in insertion order, never reused.
@@ -28,65 +22,35 @@ impl Item {
 
     /// The client's opaque flags.
     pub fn flags(&self) -> u32 {
-        u32::from_be_bytes(field(&self.stored, 0))
+        self.record.flags()
     }
 
     /// The payload.
     pub fn data(&self) -> &[u8] {
-        self.stored.get(HEADER..).unwrap_or_default()
+        self.record.data()
     }
 
-    pub(crate) fn stored(&self) -> &IVec {
-        &self.stored
+    pub(crate) fn record(&self) -> &Record {
+        &self.record
+    }
+
+    /// Payload bytes.
+    pub(crate) fn len(&self) -> u64 {
+        self.record.payload_len()
     }
 
     pub(crate) fn is_expired(&self, now_ms: u64) -> bool {
-        expires_ms(&self.stored) <= now_ms
+        self.record.expires_ms().is_some_and(|at| at <= now_ms)
     }
 
     /// When the item expires (unix ms), `None` for never.
     pub(crate) fn expires_ms(&self) -> Option<u64> {
-        Some(expires_ms(&self.stored)).filter(|&ms| ms != NEVER)
+        self.record.expires_ms()
     }
 
     pub(crate) fn enqueued_ms(&self) -> u64 {
-        u64::from_be_bytes(field(&self.stored, 12))
+        self.record.enqueued_ms()
     }
-}
-
-/// The stored form of a new item.
-pub(crate) fn encode(flags: u32, expires_ms: Option<u64>, now_ms: u64, data: &[u8]) -> Vec<u8> {
-    let mut stored = Vec::with_capacity(HEADER + data.len());
-    stored.extend_from_slice(&flags.to_be_bytes());
-    stored.extend_from_slice(&expires_ms.unwrap_or(NEVER).to_be_bytes());
-    stored.extend_from_slice(&now_ms.to_be_bytes());
-    stored.extend_from_slice(data);
-    stored
-}
-
-/// Payload length of a stored item.
-pub(crate) fn payload_len(stored: &[u8]) -> u64 {
-    stored.len().saturating_sub(HEADER) as u64
-}
-
-fn expires_ms(stored: &[u8]) -> u64 {
-    u64::from_be_bytes(field(stored, 4))
-}
-
-/// An 8- or 4-byte header field; a truncated record reads as zeros rather than panicking.
-fn field<const N: usize>(stored: &[u8], at: usize) -> [u8; N] {
-    stored
-        .get(at..at + N)
-        .and_then(|bytes| bytes.try_into().ok())
-        .unwrap_or([0; N])
-}
-
-pub(crate) fn key(id: u64) -> [u8; 8] {
-    id.to_be_bytes()
-}
-
-pub(crate) fn id_of(key: &[u8]) -> u64 {
-    u64::from_be_bytes(field(key, 0))
 }
 
 /// Milliseconds since the unix epoch.

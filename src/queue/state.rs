@@ -1,91 +1,24 @@
-//! One queue and its cursors: what is waiting, what is held open, where each cursor stands.
+//! One queue's in-memory state: what is waiting, what is hidden, what is held open, its
+//! counters and limits, and its cursors. Its items live in its [`ItemLog`]; this decides
+//! which to serve.
 //!
 //! Everything here runs under the queue's mutex, so one queue's reads and writes are
 //! serialised. A producer takes its id under that lock and marks it hidden before it inserts
 //! outside the lock; readers never go at or past the oldest hidden id, which is what keeps a
-//! cursor from passing an item that is not yet in the tree. Only short, non-blocking sled calls
+//! cursor from passing an item that is not yet stored. Only short, non-blocking storage calls
 //! happen under the lock; waiting happens outside.
 
+use super::cursor::CursorState;
+use super::disk::{Counts, CursorLog, Disk, ItemLog};
 use super::head::{HeadIndex, MAX_KNOWN};
 use super::item::{self, Item};
-use super::{names, CursorStats, Error, Limits, QueueStats, ReadMode};
-use event_listener::Event;
-use sled::Transactional;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
-
-/// A cursor's position is written every this many moves (and whenever it reaches the tail, or
-/// the server stops): a write per read would double a cursor read's cost. After a crash a
-/// cursor may repeat up to this many items (at-least-once); it never skips one, as a saved
-/// position is never ahead of the real one.
-const SAVE_POSITION_EVERY: u32 = 32;
-
-/// Keys removed per sled batch when flushing, so a deep queue never needs one huge batch.
-const FLUSH_CHUNK: usize = 4096;
-
-pub(crate) struct Queue {
-    pub(crate) name: String,
-    state: Mutex<QueueState>,
-    /// Plain readers waiting for an item; each new item wakes one more.
-    pub(crate) plain_event: Event,
-    /// Readers that do not take the item (cursors, peeks) waiting: each item concerns all.
-    pub(crate) broadcast_event: Event,
-    /// Blocked gets on this queue, for `stats`.
-    pub(crate) waiters: AtomicUsize,
-    /// Inserts running outside the lock; see [`Queue::lock_settled`].
-    pub(crate) inserting: AtomicUsize,
-}
-
-impl Queue {
-    pub(crate) fn new(name: String, state: QueueState) -> Queue {
-        Queue {
-            name,
-            state: Mutex::new(state),
-            plain_event: Event::new(),
-            broadcast_event: Event::new(),
-            waiters: AtomicUsize::new(0),
-            inserting: AtomicUsize::new(0),
-        }
-    }
-
-    pub(crate) fn lock(&self) -> MutexGuard<'_, QueueState> {
-        // A panic elsewhere must not wedge the queue: its state is kept consistent per call.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The lock, once no insert is in flight: for whatever needs every reserved item in the
-    /// tree (flush, delete, compaction, the final snapshot). No insert can start while the lock
-    /// is held, and one in flight never waits for anything, so this spins only briefly.
-    pub(crate) fn lock_settled(&self) -> MutexGuard<'_, QueueState> {
-        let guard = self.lock();
-        while self.inserting.load(Ordering::Acquire) > 0 {
-            std::thread::yield_now();
-        }
-        guard
-    }
-
-    /// Wakes readers after items became available.
-    pub(crate) fn notify(&self, plain: usize) {
-        if plain > 0 {
-            self.plain_event.notify_additional(plain);
-        }
-        self.broadcast_event.notify(usize::MAX);
-    }
-}
-
-/// Storage handles a queue needs beyond its own trees.
-pub(crate) struct Storage<'a> {
-    pub(crate) db: &'a sled::Db,
-    pub(crate) meta: &'a sled::Tree,
-}
+use super::{Error, Limits, QueueStats, ReadMode};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub(crate) struct QueueState {
     /// Set once the queue is deleted: late closes and aborts on it do nothing.
     pub(crate) deleted: bool,
-    pub(crate) tree: sled::Tree,
+    pub(crate) log: ItemLog,
     limits: Limits,
     /// Hidden items: reserved and still being inserted, or (`--sync always`) inserted but not
     /// yet durable. No reader goes at or past the oldest of them, so nothing is served out of
@@ -97,7 +30,7 @@ pub(crate) struct QueueState {
     head: HeadIndex,
     /// Plain reads held open: id → payload length.
     open: HashMap<u64, u64>,
-    /// Items waiting (in the tree, not open), and their payload bytes.
+    /// Items waiting (stored, not open), and their payload bytes.
     items: u64,
     bytes: u64,
     total_items: u64,
@@ -105,61 +38,10 @@ pub(crate) struct QueueState {
     cursors: BTreeMap<String, CursorState>,
 }
 
-pub(crate) struct CursorState {
-    /// Tells a cursor apart from a later one of the same name, so a late close or abort of a
-    /// deleted cursor's read never touches its successor.
-    generation: u64,
-    /// The next id to read from the queue's tree.
-    position: u64,
-    /// Items in the queue's tree at or after `position` (plain open ones included).
-    remaining: u64,
-    /// Failed reads (and this cursor's open reads), copies keyed by their original id.
-    failed: sled::Tree,
-    failed_open: HashSet<u64>,
-    /// Failed reads waiting (not open).
-    failed_items: u64,
-    /// Moves of `position` not yet written to `meta`; see [`SAVE_POSITION_EVERY`].
-    unsaved: u32,
-}
-
-/// A queue's counters, kept across a clean restart so start-up needs no scan.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct Counts {
-    pub(crate) items: u64,
-    pub(crate) bytes: u64,
-    /// Per cursor: items at or after its position.
-    pub(crate) remaining: HashMap<String, u64>,
-}
-
-impl Counts {
-    /// Counts by reading every item (after a crash).
-    fn scan(tree: &sled::Tree, cursors: &[(&str, u64)]) -> Result<Counts, Error> {
-        let mut counts = Counts::default();
-        let mut positions: Vec<u64> = cursors.iter().map(|c| c.1).collect();
-        positions.sort_unstable();
-        let mut remaining = vec![0u64; positions.len()];
-        for entry in tree.iter() {
-            let (key, value) = entry?;
-            counts.items += 1;
-            counts.bytes += item::payload_len(&value);
-            // Cursors at or before this id still have it to read.
-            let behind = positions.partition_point(|&p| p <= item::id_of(&key));
-            for count in &mut remaining[..behind] {
-                *count += 1;
-            }
-        }
-        for (name, position) in cursors {
-            let index = positions.partition_point(|&p| p < *position);
-            counts.remaining.insert(name.to_string(), remaining[index]);
-        }
-        Ok(counts)
-    }
-}
-
-/// A queue's trees opened in another database, ready to be installed by compaction.
+/// A queue's handles opened in another database, ready to be installed by compaction.
 pub(crate) struct Reopened {
-    tree: sled::Tree,
-    failed: Vec<sled::Tree>,
+    log: ItemLog,
+    cursors: Vec<CursorLog>,
 }
 
 /// What a lease refers to, so it can be closed or aborted later.
@@ -170,61 +52,50 @@ pub(crate) enum Held {
 }
 
 impl QueueState {
-    /// Rebuilds a queue's state from its trees (at start-up, or for a new queue). `counts`
-    /// come from a clean shutdown's snapshot; without them the tree is scanned.
+    /// A queue's state from what is stored (at start-up, or for a new queue). `counts` come
+    /// from a clean shutdown's snapshot; without them the log is scanned.
     pub(crate) fn recover(
-        tree: sled::Tree,
+        log: ItemLog,
         limits: Limits,
-        cursors: Vec<(String, u64, sled::Tree, u64)>,
+        cursors: Vec<(String, u64, CursorLog)>,
         counts: Option<&Counts>,
     ) -> Result<QueueState, Error> {
-        let mut state = QueueState {
-            deleted: false,
-            tree,
-            limits,
-            hidden: BTreeSet::new(),
-            head_hint: 0,
-            head: HeadIndex::default(),
-            open: HashMap::new(),
-            items: 0,
-            bytes: 0,
-            total_items: 0,
-            expired_items: 0,
-            cursors: BTreeMap::new(),
-        };
         let scanned;
         let counts = match counts {
             Some(counts) => counts,
             None => {
                 let positions: Vec<(&str, u64)> =
                     cursors.iter().map(|c| (c.0.as_str(), c.1)).collect();
-                scanned = Counts::scan(&state.tree, &positions)?;
+                scanned = log.count(&positions)?;
                 &scanned
             }
         };
-        state.items = counts.items;
-        state.bytes = counts.bytes;
-        for (name, position, failed, generation) in cursors {
-            let cursor = CursorState {
-                generation,
-                position,
-                remaining: counts.remaining.get(&name).copied().unwrap_or(0),
-                failed_items: failed.len() as u64,
-                failed,
-                failed_open: HashSet::new(),
-                unsaved: 0,
-            };
-            state.cursors.insert(name, cursor);
-        }
-        Ok(state)
+        let cursors = cursors
+            .into_iter()
+            .map(|(name, position, log)| {
+                let remaining = counts.remaining.get(&name).copied().unwrap_or(0);
+                (name, CursorState::recovered(log, position, remaining))
+            })
+            .collect();
+        Ok(QueueState {
+            deleted: false,
+            log,
+            limits,
+            hidden: BTreeSet::new(),
+            head_hint: 0,
+            head: HeadIndex::default(),
+            open: HashMap::new(),
+            items: counts.items,
+            bytes: counts.bytes,
+            total_items: 0,
+            expired_items: 0,
+            cursors,
+        })
     }
 
     /// Writes every cursor position not saved yet (on a graceful stop).
-    pub(crate) fn save_cursors(&mut self, storage: &Storage<'_>, queue: &str) -> Result<(), Error> {
-        for (name, cursor) in &mut self.cursors {
-            cursor.save_position(storage, &names::cursor_key(queue, name), 1)?;
-        }
-        Ok(())
+    pub(crate) fn save_cursors(&mut self) -> Result<(), Error> {
+        self.cursors.values_mut().try_for_each(CursorState::save)
     }
 
     /// What a restart will find: open reads count as waiting again.
@@ -235,30 +106,30 @@ impl QueueState {
             remaining: self
                 .cursors
                 .iter()
-                .map(|(name, cursor)| (name.clone(), cursor.remaining))
+                .map(|(name, cursor)| (name.clone(), cursor.remaining()))
                 .collect(),
         }
     }
 
-    /// The same trees in `db` (a compacted copy of the current database).
-    pub(crate) fn reopen(&self, db: &sled::Db, queue: &str) -> Result<Reopened, Error> {
-        let failed = self
+    /// The same queue and cursors in `disk` (a compacted copy of the current database).
+    pub(crate) fn reopen(&self, disk: &Disk, queue: &str) -> Result<Reopened, Error> {
+        let cursors = self
             .cursors
             .keys()
-            .map(|cursor| db.open_tree(names::failed_tree(queue, cursor)))
+            .map(|cursor| disk.cursor_log(queue, cursor))
             .collect::<Result<_, _>>()?;
         Ok(Reopened {
-            tree: db.open_tree(names::queue_tree(queue))?,
-            failed,
+            log: disk.queue_log(queue)?,
+            cursors,
         })
     }
 
-    /// Switches to the trees of [`QueueState::reopen`]; cannot fail.
+    /// Switches to the handles of [`QueueState::reopen`]; cannot fail.
     pub(crate) fn install(&mut self, reopened: Reopened) {
-        self.tree = reopened.tree;
+        self.log = reopened.log;
         self.head.forget();
-        for (cursor, failed) in self.cursors.values_mut().zip(reopened.failed) {
-            cursor.failed = failed;
+        for (cursor, log) in self.cursors.values_mut().zip(reopened.cursors) {
+            cursor.install(log);
         }
     }
 
@@ -301,9 +172,7 @@ impl QueueState {
         self.items += 1;
         self.bytes += len;
         self.total_items += 1;
-        for cursor in self.cursors.values_mut() {
-            cursor.remaining += 1;
-        }
+        self.cursors.values_mut().for_each(CursorState::added);
     }
 
     /// Undoes [`QueueState::reserve`] after a failed insert (unless a flush dropped it first).
@@ -316,14 +185,12 @@ impl QueueState {
         self.bytes -= len;
         self.total_items -= 1;
         for cursor in self.cursors.values_mut() {
-            if cursor.position <= id {
-                cursor.remaining = cursor.remaining.saturating_sub(1);
-            }
+            cursor.unadded(id);
         }
     }
 
-    /// The write of `id` is in the tree and as durable as the sync mode promises (or failed
-    /// for good): readers may now see it.
+    /// The write of `id` is stored and as durable as the sync mode promises (or failed for
+    /// good): readers may now see it.
     pub(crate) fn synced(&mut self, id: u64) {
         self.hidden.remove(&id);
     }
@@ -350,13 +217,12 @@ impl QueueState {
                 // Nothing waits, or the oldest is still hidden.
                 _ => return Ok(None),
             };
-            let key = item::key(id);
-            let value = match mode {
-                ReadMode::Take => self.tree.remove(key)?,
-                ReadMode::Peek | ReadMode::Open => self.tree.get(key)?,
+            let record = match mode {
+                ReadMode::Take => self.log.take(id)?,
+                ReadMode::Peek | ReadMode::Open => self.log.get(id)?,
             };
-            let Some(value) = value else {
-                // The index broke its rule (a bug): look in the tree instead, once.
+            let Some(record) = record else {
+                // The index broke its rule (a bug): look in the log instead, once.
                 log::warn!("queue head index out of date at id {}", id);
                 self.head.forget();
                 if rebuilt {
@@ -364,11 +230,11 @@ impl QueueState {
                 }
                 continue;
             };
-            let item = Item::new(id, value);
-            let len = item::payload_len(item.stored());
+            let item = Item::new(id, record);
+            let len = item.len();
             if item.is_expired(now) {
                 if mode != ReadMode::Take {
-                    self.tree.remove(key)?;
+                    self.log.remove(id)?;
                 }
                 self.expired_items += 1;
                 self.removed(id, len, false);
@@ -399,13 +265,13 @@ impl QueueState {
         self.head_hint = id + 1;
     }
 
-    /// Rebuilds the head index: the first waiting ids in the tree, with the reserved ones not
-    /// inserted yet among them (hidden ids are never in the tree's scan alone).
+    /// Rebuilds the head index: the first waiting ids in the log, with the reserved ones not
+    /// inserted yet among them (hidden ids are never in the log's scan alone).
     fn rebuild_head(&mut self) -> Result<(), Error> {
         let mut ids = Vec::new();
         let mut complete = true;
-        for key in self.tree.range(item::key(self.head_hint)..).keys() {
-            let id = item::id_of(&key?);
+        for id in self.log.ids_from(self.head_hint) {
+            let id = id?;
             if self.open.contains_key(&id) {
                 continue;
             }
@@ -431,135 +297,48 @@ impl QueueState {
         Ok(())
     }
 
-    /// Bookkeeping for an item removed from the tree (`was_open`: it was a plain open read).
+    /// Bookkeeping for an item removed from the log (`was_open`: it was a plain open read).
     fn removed(&mut self, id: u64, len: u64, was_open: bool) {
         if !was_open {
             self.items -= 1;
             self.bytes -= len;
         }
         for cursor in self.cursors.values_mut() {
-            if cursor.position <= id {
-                cursor.remaining -= 1;
-            }
+            cursor.removed(id);
         }
+    }
+
+    pub(crate) fn has_cursor(&self, name: &str) -> bool {
+        self.cursors.contains_key(name)
+    }
+
+    /// Creates a cursor at the head: it sees every item still in the queue.
+    pub(crate) fn add_cursor(&mut self, name: &str, log: CursorLog) -> Result<(), Error> {
+        let cursor = CursorState::create(log, self.items + self.open.len() as u64)?;
+        self.cursors.insert(name.to_string(), cursor);
+        Ok(())
     }
 
     /// A cursor read: its failed reads first, then the queue from its position.
     pub(crate) fn read_cursor(
         &mut self,
-        storage: &Storage<'_>,
-        queue: &str,
         name: &str,
         mode: ReadMode,
         now: u64,
     ) -> Result<Option<(Item, Option<Held>)>, Error> {
-        self.ensure_cursor(storage, queue, name)?;
         let visible_end = self.visible_end();
-        let tree = &self.tree;
-        let cursor = match self.cursors.get_mut(name) {
-            Some(cursor) => cursor,
-            None => return Ok(None),
+        let Some(cursor) = self.cursors.get_mut(name) else {
+            return Ok(None);
         };
-        let held = Held::Cursor {
-            name: name.to_string(),
-            generation: cursor.generation,
-        };
-        if let Some(item) = cursor.first_failed(now)? {
-            let held = match mode {
-                ReadMode::Peek => None,
-                ReadMode::Take => {
-                    cursor.failed.remove(item::key(item.id()))?;
-                    cursor.failed_items -= 1;
-                    None
-                }
-                ReadMode::Open => {
-                    cursor.failed_open.insert(item.id());
-                    cursor.failed_items -= 1;
-                    Some(held)
-                }
-            };
-            return Ok(Some((item, held)));
-        }
-        let start = cursor.position;
-        let mut found = None;
-        for entry in tree.range(item::key(cursor.position)..item::key(visible_end)) {
-            let (key, value) = entry?;
-            let item = Item::new(item::id_of(&key), value);
-            if item.is_expired(now) {
-                // Passed for good: an expired item is never returned.
-                cursor.position = item.id() + 1;
-                cursor.remaining -= 1;
-                continue;
-            }
-            found = Some(item);
-            break;
-        }
-        if cursor.position != start {
-            cursor.unsaved += 1;
-        }
-        let position_key = names::cursor_key(queue, name);
-        let item = match found {
-            Some(item) => item,
-            None => {
-                // At the tail, about to wait or idle: a good moment to save the position.
-                cursor.save_position(storage, &position_key, 1)?;
-                return Ok(None);
-            }
-        };
-        if mode == ReadMode::Peek {
-            cursor.save_position(storage, &position_key, SAVE_POSITION_EVERY)?;
-            return Ok(Some((item, None)));
-        }
-        let position = item.id() + 1;
-        if mode == ReadMode::Take {
-            cursor.position = position;
-            cursor.remaining -= 1;
-            cursor.unsaved += 1;
-            cursor.save_position(storage, &position_key, SAVE_POSITION_EVERY)?;
-            return Ok(Some((item, None)));
-        }
-        // An open cursor read must survive a crash: the move and the in-flight copy in the
-        // failed tree commit together, so after a crash the item is either unread or failed.
-        let id_key = item::key(item.id());
-        (storage.meta, &cursor.failed)
-            .transaction(|(meta, failed)| {
-                meta.insert(position_key.as_slice(), &position.to_be_bytes())?;
-                failed.insert(&id_key, item.stored().clone())?;
-                Ok(())
-            })
-            .map_err(Error::from)?;
-        cursor.position = position;
-        cursor.remaining -= 1;
-        cursor.unsaved = 0;
-        cursor.failed_open.insert(item.id());
-        Ok(Some((item, Some(held))))
-    }
-
-    /// Creates the cursor on first use, at the head: it sees every item still in the queue.
-    fn ensure_cursor(
-        &mut self,
-        storage: &Storage<'_>,
-        queue: &str,
-        name: &str,
-    ) -> Result<(), Error> {
-        if self.cursors.contains_key(name) {
-            return Ok(());
-        }
-        let failed = storage.db.open_tree(names::failed_tree(queue, name))?;
-        storage
-            .meta
-            .insert(names::cursor_key(queue, name), &0u64.to_be_bytes())?;
-        let cursor = CursorState {
-            generation: names::next_generation(),
-            position: 0,
-            remaining: self.items + self.open.len() as u64,
-            failed_items: failed.len() as u64,
-            failed,
-            failed_open: HashSet::new(),
-            unsaved: 0,
-        };
-        self.cursors.insert(name.to_string(), cursor);
-        Ok(())
+        let generation = cursor.generation;
+        let read = cursor.read(&self.log, visible_end, mode, now)?;
+        Ok(read.map(|(item, open)| {
+            let held = open.then(|| Held::Cursor {
+                name: name.to_string(),
+                generation,
+            });
+            (item, held)
+        }))
     }
 
     /// Confirms a read: the item is gone for good.
@@ -570,20 +349,17 @@ impl QueueState {
         match held {
             Held::Plain { len } => {
                 if self.open.remove(&id).is_some() {
-                    if let Err(e) = self.tree.remove(item::key(id)) {
+                    if let Err(e) = self.log.remove(id) {
                         // Not removed, so not confirmed: back to the queue.
                         self.open.insert(id, *len);
-                        return Err(e.into());
+                        return Err(e);
                     }
                     self.removed(id, *len, true);
                 }
             }
             Held::Cursor { name, generation } => {
                 if let Some(cursor) = self.cursor_of(name, *generation) {
-                    if cursor.failed_open.contains(&id) {
-                        cursor.failed.remove(item::key(id))?;
-                        cursor.failed_open.remove(&id);
-                    }
+                    cursor.close(id)?;
                 }
             }
         }
@@ -608,9 +384,7 @@ impl QueueState {
             }
             Held::Cursor { name, generation } => {
                 if let Some(cursor) = self.cursor_of(name, *generation) {
-                    if cursor.failed_open.remove(&id) {
-                        cursor.failed_items += 1;
-                    }
+                    cursor.abort(id);
                 }
             }
         }
@@ -633,9 +407,9 @@ impl QueueState {
 
     /// `flush <queue>`: drops every item not held open; cursors move to the tail and lose
     /// their failed reads (their open reads stay open).
-    pub(crate) fn flush(&mut self, storage: &Storage<'_>, queue: &str) -> Result<(), Error> {
+    pub(crate) fn flush(&mut self) -> Result<(), Error> {
         let open = &self.open;
-        remove_all_but(&self.tree, |id| open.contains_key(&id))?;
+        self.log.retain(|id| open.contains_key(&id))?;
         self.items = 0;
         self.bytes = 0;
         self.head_hint = 0;
@@ -644,149 +418,58 @@ impl QueueState {
         self.hidden.clear();
         let names: Vec<String> = self.cursors.keys().cloned().collect();
         for name in names {
-            self.flush_cursor(storage, queue, &name)?;
+            self.flush_cursor(&name)?;
         }
         Ok(())
     }
 
     /// `flush <queue>.<cursor>`: empties its failed reads and moves it to the tail.
-    /// Returns whether the cursor exists.
-    pub(crate) fn flush_cursor(
-        &mut self,
-        storage: &Storage<'_>,
-        queue: &str,
-        name: &str,
-    ) -> Result<bool, Error> {
-        let tail = match self.tree.last()? {
-            Some((key, _)) => item::id_of(&key) + 1,
-            None => 0,
-        };
-        let cursor = match self.cursors.get_mut(name) {
-            Some(cursor) => cursor,
-            None => return Ok(false),
-        };
-        let open = &cursor.failed_open;
-        remove_all_but(&cursor.failed, |id| open.contains(&id))?;
-        cursor.failed_items = 0;
-        cursor.position = cursor.position.max(tail);
-        cursor.remaining = 0;
-        cursor.unsaved = 0;
-        storage.meta.insert(
-            names::cursor_key(queue, name),
-            &cursor.position.to_be_bytes(),
-        )?;
-        Ok(true)
+    pub(crate) fn flush_cursor(&mut self, name: &str) -> Result<(), Error> {
+        let tail = self.log.last_id()?.map_or(0, |id| id + 1);
+        match self.cursors.get_mut(name) {
+            Some(cursor) => cursor.flush(tail),
+            None => Ok(()),
+        }
     }
 
-    /// `delete <queue>`: drops its tree and all its cursors.
-    pub(crate) fn delete(&mut self, storage: &Storage<'_>, queue: &str) -> Result<(), Error> {
+    /// `delete <queue>`: drops its items and all its cursors.
+    pub(crate) fn delete(&mut self) -> Result<(), Error> {
         self.deleted = true;
-        let names: Vec<String> = self.cursors.keys().cloned().collect();
-        for name in names {
-            self.delete_cursor(storage, queue, &name)?;
+        for cursor in std::mem::take(&mut self.cursors).into_values() {
+            cursor.destroy()?;
         }
-        storage.db.drop_tree(names::queue_tree(queue))?;
-        Ok(())
+        self.log.clone().destroy()
     }
 
     /// `delete <queue>.<cursor>`; returns whether it existed.
-    pub(crate) fn delete_cursor(
-        &mut self,
-        storage: &Storage<'_>,
-        queue: &str,
-        name: &str,
-    ) -> Result<bool, Error> {
-        if self.cursors.remove(name).is_none() {
-            return Ok(false);
+    pub(crate) fn delete_cursor(&mut self, name: &str) -> Result<bool, Error> {
+        match self.cursors.remove(name) {
+            Some(cursor) => cursor.destroy().map(|()| true),
+            None => Ok(false),
         }
-        storage.meta.remove(names::cursor_key(queue, name))?;
-        storage.db.drop_tree(names::failed_tree(queue, name))?;
-        Ok(true)
     }
 
-    pub(crate) fn stats(&self, queue: &Queue, now: u64) -> QueueStats {
+    pub(crate) fn stats(&self, name: &str, waiters: u64, now: u64) -> QueueStats {
         let head = self
-            .tree
-            .range(item::key(self.head_hint)..)
+            .log
+            .range(self.head_hint, u64::MAX)
             .filter_map(Result::ok)
-            .map(|(key, value)| Item::new(item::id_of(&key), value))
-            .find(|item| !self.open.contains_key(&item.id()));
+            .find(|(id, _)| !self.open.contains_key(id))
+            .map(|(id, record)| Item::new(id, record));
         QueueStats {
-            name: queue.name.clone(),
+            name: name.to_string(),
             items: self.items,
             bytes: self.bytes,
             total_items: self.total_items,
             expired_items: self.expired_items,
             open_transactions: self.open.len() as u64,
-            waiters: queue.waiters.load(Ordering::Relaxed) as u64,
+            waiters,
             age_ms: head.map_or(0, |item| now.saturating_sub(item.enqueued_ms())),
             cursors: self
                 .cursors
                 .iter()
-                .map(|(name, cursor)| CursorStats {
-                    name: name.clone(),
-                    items: cursor.remaining + cursor.failed_items,
-                    failed_items: cursor.failed_items,
-                    open_transactions: cursor.failed_open.len() as u64,
-                })
+                .map(|(name, cursor)| cursor.stats(name))
                 .collect(),
         }
     }
-}
-
-impl CursorState {
-    /// Writes the position if at least `threshold` moves are unsaved.
-    fn save_position(
-        &mut self,
-        storage: &Storage<'_>,
-        key: &[u8],
-        threshold: u32,
-    ) -> Result<(), Error> {
-        if self.unsaved >= threshold.max(1) {
-            storage.meta.insert(key, &self.position.to_be_bytes())?;
-            self.unsaved = 0;
-        }
-        Ok(())
-    }
-
-    /// The oldest failed read not held open, discarding expired ones.
-    fn first_failed(&mut self, now: u64) -> Result<Option<Item>, Error> {
-        if self.failed_items == 0 {
-            return Ok(None);
-        }
-        for entry in self.failed.iter() {
-            let (key, value) = entry?;
-            let item = Item::new(item::id_of(&key), value);
-            if self.failed_open.contains(&item.id()) {
-                continue;
-            }
-            if item.is_expired(now) {
-                self.failed.remove(key)?;
-                self.failed_items -= 1;
-                continue;
-            }
-            return Ok(Some(item));
-        }
-        Ok(None)
-    }
-}
-
-/// Removes every key of `tree` whose id `keep` rejects, in bounded batches.
-fn remove_all_but(tree: &sled::Tree, keep: impl Fn(u64) -> bool) -> Result<(), Error> {
-    let mut batch = sled::Batch::default();
-    let mut pending = 0;
-    for key in tree.iter().keys() {
-        let key = key?;
-        if keep(item::id_of(&key)) {
-            continue;
-        }
-        batch.remove(key);
-        pending += 1;
-        if pending == FLUSH_CHUNK {
-            tree.apply_batch(std::mem::take(&mut batch))?;
-            pending = 0;
-        }
-    }
-    tree.apply_batch(batch)?;
-    Ok(())
 }

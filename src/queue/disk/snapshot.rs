@@ -1,4 +1,5 @@
-//! The clean-shutdown snapshot: every queue's counters, written to the `meta` tree as the last
+//! The clean-shutdown snapshot: every queue's counters, written to the `meta` tree (key
+//! `clean-shutdown`) as the last
 //! act of a graceful stop and removed (durably) as the first act of the next start. Present at
 //! start-up means nothing changed since it was written, so the counters are exact and deep
 //! queues need no scan; absent (after a crash) means scan.
@@ -6,12 +7,17 @@
 //! Format: text lines `q <queue> <items> <bytes>` and `c <queue> <cursor> <remaining>`
 //! (names never contain spaces).
 
-use super::state::Counts;
 use std::collections::HashMap;
 use std::fmt::Write;
 
-/// The `meta` key holding the snapshot.
-pub(crate) const KEY: &str = "clean-shutdown";
+/// A queue's counters, kept across a clean restart so start-up needs no scan.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) items: u64,
+    pub(crate) bytes: u64,
+    /// Per cursor: items at or after its position.
+    pub(crate) remaining: HashMap<String, u64>,
+}
 
 pub(crate) fn encode<'a>(queues: impl IntoIterator<Item = (&'a str, Counts)>) -> String {
     let mut text = String::new();

@@ -1,0 +1,62 @@
+//! How to open the store: data directory, cache, sync mode, limits. Defaults live here once;
+//! the command line shows the same values.
+
+use super::SyncMode;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// sled's page cache unless told otherwise, in MiB.
+pub const DEFAULT_CACHE_MB: u64 = 16;
+/// Free space kept in reserve on the data directory's filesystem unless told otherwise, in MiB.
+pub const DEFAULT_MIN_FREE_MB: u64 = 64;
+
+const MIB: u64 = 1024 * 1024;
+
+/// How to open the store.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The data directory (created if missing).
+    pub path: PathBuf,
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
+    pub sync: SyncMode,
+    /// Limits of every queue without its own entry in `queue_limits`.
+    pub limits: Limits,
+    pub queue_limits: HashMap<String, Limits>,
+    /// New items are refused while the filesystem has less free space than this (0: never).
+    pub min_free_bytes: u64,
+}
+
+impl Config {
+    /// The limits of queue `name`: its own entry, or the server-wide ones.
+    pub fn limits_of(&self, name: &str) -> Limits {
+        self.queue_limits.get(name).copied().unwrap_or(self.limits)
+    }
+
+    /// Defaults: [`DEFAULT_CACHE_MB`], `--sync always`, no limits, [`DEFAULT_MIN_FREE_MB`].
+    pub fn new(path: impl Into<PathBuf>) -> Config {
+        Config {
+            path: path.into(),
+            cache_bytes: DEFAULT_CACHE_MB * MIB,
+            sync: SyncMode::Always,
+            limits: Limits::default(),
+            queue_limits: HashMap::new(),
+            min_free_bytes: DEFAULT_MIN_FREE_MB * MIB,
+        }
+    }
+
+    /// Whether sled should flush by itself: not where the sync thread flushes periodically.
+    pub(crate) fn sled_flushes(&self) -> bool {
+        !matches!(self.sync, SyncMode::Every(_))
+    }
+}
+
+/// How full one queue may get; `None`: no limit. Items held open count too, as they are
+/// still stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub max_items: Option<u64>,
+    pub max_bytes: Option<u64>,
+    /// When full, drop the oldest waiting items instead of refusing new ones.
+    pub discard_old: bool,
+}

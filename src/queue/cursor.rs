@@ -1,0 +1,230 @@
+//! One cursor of a queue: where it stands, how much it has left, its failed reads.
+//!
+//! The durable part (position, failed-read copies) is the cursor's own [`CursorLog`]; this
+//! keeps the in-memory rest and decides what a read returns. Runs under the queue's lock.
+
+use super::disk::{CursorLog, ItemLog};
+use super::item::Item;
+use super::{CursorStats, Error, ReadMode};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A cursor's position is written every this many moves (and whenever it reaches the tail, or
+/// the server stops): a write per read would double a cursor read's cost. After a crash a
+/// cursor may repeat up to this many items (at-least-once); it never skips one, as a saved
+/// position is never ahead of the real one.
+const SAVE_POSITION_EVERY: u32 = 32;
+
+pub(crate) struct CursorState {
+    /// Tells a cursor apart from a later one of the same name, so a late close or abort of a
+    /// deleted cursor's read never touches its successor.
+    pub(crate) generation: u64,
+    /// The next id to read from the queue.
+    position: u64,
+    /// Items in the queue at or after `position` (plain open ones included).
+    remaining: u64,
+    log: CursorLog,
+    /// Failed reads held open by a reader.
+    failed_open: HashSet<u64>,
+    /// Failed reads waiting (not open).
+    failed_items: u64,
+    /// Moves of `position` not yet saved; see [`SAVE_POSITION_EVERY`].
+    unsaved: u32,
+}
+
+impl CursorState {
+    /// A cursor found on disk at `position`, with `remaining` items still to read there.
+    pub(crate) fn recovered(log: CursorLog, position: u64, remaining: u64) -> CursorState {
+        CursorState {
+            generation: next_generation(),
+            position,
+            remaining,
+            failed_items: log.failed.len(),
+            log,
+            failed_open: HashSet::new(),
+            unsaved: 0,
+        }
+    }
+
+    /// A new cursor, at the head: it sees all `remaining` items still in the queue.
+    pub(crate) fn create(log: CursorLog, remaining: u64) -> Result<CursorState, Error> {
+        log.save_position(0)?;
+        Ok(CursorState::recovered(log, 0, remaining))
+    }
+
+    /// The same cursor in another database (after compaction); cannot fail.
+    pub(crate) fn install(&mut self, log: CursorLog) {
+        self.log = log;
+    }
+
+    /// Its failed reads first, then `items` from its position up to `visible_end`. Returns
+    /// the item and whether it is now held open by the reader.
+    pub(crate) fn read(
+        &mut self,
+        items: &ItemLog,
+        visible_end: u64,
+        mode: ReadMode,
+        now: u64,
+    ) -> Result<Option<(Item, bool)>, Error> {
+        if let Some(item) = self.first_failed(now)? {
+            match mode {
+                ReadMode::Peek => {}
+                ReadMode::Take => {
+                    self.log.failed.remove(item.id())?;
+                    self.failed_items -= 1;
+                }
+                ReadMode::Open => {
+                    self.failed_open.insert(item.id());
+                    self.failed_items -= 1;
+                }
+            }
+            return Ok(Some((item, mode == ReadMode::Open)));
+        }
+        let start = self.position;
+        let mut found = None;
+        for entry in items.range(self.position, visible_end) {
+            let (id, record) = entry?;
+            let item = Item::new(id, record);
+            if item.is_expired(now) {
+                // Passed for good: an expired item is never returned.
+                self.position = id + 1;
+                self.remaining -= 1;
+                continue;
+            }
+            found = Some(item);
+            break;
+        }
+        if self.position != start {
+            self.unsaved += 1;
+        }
+        let Some(item) = found else {
+            // At the tail, about to wait or idle: a good moment to save the position.
+            self.save_position(1)?;
+            return Ok(None);
+        };
+        let position = item.id() + 1;
+        match mode {
+            ReadMode::Peek => self.save_position(SAVE_POSITION_EVERY)?,
+            ReadMode::Take => {
+                self.position = position;
+                self.remaining -= 1;
+                self.unsaved += 1;
+                self.save_position(SAVE_POSITION_EVERY)?;
+            }
+            ReadMode::Open => {
+                self.log.open_read(position, item.id(), item.record())?;
+                self.position = position;
+                self.remaining -= 1;
+                self.unsaved = 0;
+                self.failed_open.insert(item.id());
+            }
+        }
+        Ok(Some((item, mode == ReadMode::Open)))
+    }
+
+    /// Item `id` left the queue: one less to read if the cursor had not passed it.
+    pub(crate) fn removed(&mut self, id: u64) {
+        if self.position <= id {
+            self.remaining -= 1;
+        }
+    }
+
+    /// Item `id` was added to the queue (always past the cursor).
+    pub(crate) fn added(&mut self) {
+        self.remaining += 1;
+    }
+
+    /// An added item `id` was taken back (a failed insert).
+    pub(crate) fn unadded(&mut self, id: u64) {
+        if self.position <= id {
+            self.remaining = self.remaining.saturating_sub(1);
+        }
+    }
+
+    /// Items at or after the position, for the clean-shutdown snapshot.
+    pub(crate) fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// Confirms the open read of `id`: its copy is dropped.
+    pub(crate) fn close(&mut self, id: u64) -> Result<(), Error> {
+        if self.failed_open.contains(&id) {
+            self.log.failed.remove(id)?;
+            self.failed_open.remove(&id);
+        }
+        Ok(())
+    }
+
+    /// Cancels the open read of `id`: it waits among the failed reads.
+    pub(crate) fn abort(&mut self, id: u64) {
+        if self.failed_open.remove(&id) {
+            self.failed_items += 1;
+        }
+    }
+
+    /// Empties the failed reads (open ones stay open) and moves to `tail` if it is behind.
+    pub(crate) fn flush(&mut self, tail: u64) -> Result<(), Error> {
+        let open = &self.failed_open;
+        self.log.failed.retain(|id| open.contains(&id))?;
+        self.failed_items = 0;
+        self.position = self.position.max(tail);
+        self.remaining = 0;
+        self.unsaved = 0;
+        self.log.save_position(self.position)
+    }
+
+    /// Writes the position if any move is unsaved (on a graceful stop).
+    pub(crate) fn save(&mut self) -> Result<(), Error> {
+        self.save_position(1)
+    }
+
+    /// Deletes the cursor's position and failed reads.
+    pub(crate) fn destroy(self) -> Result<(), Error> {
+        self.log.destroy()
+    }
+
+    pub(crate) fn stats(&self, name: &str) -> CursorStats {
+        CursorStats {
+            name: name.to_string(),
+            items: self.remaining + self.failed_items,
+            failed_items: self.failed_items,
+            open_transactions: self.failed_open.len() as u64,
+        }
+    }
+
+    /// Writes the position if at least `threshold` moves are unsaved.
+    fn save_position(&mut self, threshold: u32) -> Result<(), Error> {
+        if self.unsaved >= threshold.max(1) {
+            self.log.save_position(self.position)?;
+            self.unsaved = 0;
+        }
+        Ok(())
+    }
+
+    /// The oldest failed read not held open, discarding expired ones.
+    fn first_failed(&mut self, now: u64) -> Result<Option<Item>, Error> {
+        if self.failed_items == 0 {
+            return Ok(None);
+        }
+        for entry in self.log.failed.iter() {
+            let (id, record) = entry?;
+            let item = Item::new(id, record);
+            if self.failed_open.contains(&id) {
+                continue;
+            }
+            if item.is_expired(now) {
+                self.log.failed.remove(id)?;
+                self.failed_items -= 1;
+                continue;
+            }
+            return Ok(Some(item));
+        }
+        Ok(None)
+    }
+}
+
+/// A process-wide counter distinguishing cursors that share a name over time.
+fn next_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}

@@ -1,0 +1,257 @@
+//! The on-disk layout: the only place that names `sled`. Everything else in `queue` asks it
+//! for items by id and knows nothing of trees, keys or codecs.
+//!
+//! Format 1, one sled `Db` in `<data>/store-<n>/` (see [`generation`]): a tree per queue
+//! (`q.<queue>`, key = item id as big-endian u64, so key order is FIFO order, value = a
+//! [`Record`]), a tree per cursor for its failed reads (`f.<queue>.<cursor>`, keyed by the
+//! original id), and a `meta` tree with the format version, the id base, cursor positions
+//! (`c.<queue>.<cursor>` → next id to read) and the clean-shutdown [`snapshot`].
+//!
+//! Ids come from sled's `generate_id` plus a base: monotonic across restarts, crashes and
+//! database switches, never reused, so a cursor stays right after its queue drains.
+
+pub(crate) mod generation;
+mod log;
+mod names;
+mod record;
+mod recover;
+pub(crate) mod snapshot;
+mod sync;
+
+pub(crate) use self::log::{CursorLog, ItemLog};
+pub(crate) use record::Record;
+pub(crate) use snapshot::Counts;
+pub(crate) use sync::Flusher;
+
+use super::Error;
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+/// The on-disk format this build reads and writes.
+pub(crate) const FORMAT_VERSION: u64 = 1;
+
+/// A failure inside the storage engine.
+#[derive(Debug)]
+pub struct StorageError(sled::Error);
+
+impl std::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for StorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl From<sled::Error> for Error {
+    fn from(error: sled::Error) -> Error {
+        match error {
+            sled::Error::Corruption { .. } => Error::Corrupt(error.to_string()),
+            error => Error::Storage(StorageError(error)),
+        }
+    }
+}
+
+impl From<sled::transaction::TransactionError<()>> for Error {
+    fn from(error: sled::transaction::TransactionError<()>) -> Error {
+        match error {
+            sled::transaction::TransactionError::Storage(e) => e.into(),
+            // tern's transactions never abort themselves.
+            sled::transaction::TransactionError::Abort(()) => Error::Storage(StorageError(
+                sled::Error::ReportableBug("transaction aborted".into()),
+            )),
+        }
+    }
+}
+
+/// One database: `<data>/store-<n>/`.
+pub(crate) struct Disk {
+    db: sled::Db,
+    meta: sled::Tree,
+    dir: PathBuf,
+    /// Added to sled's generated ids: a new database's counter starts again at 0, and ids
+    /// must never go back.
+    id_base: u64,
+}
+
+impl Disk {
+    /// Opens (or creates) the database in `dir`. `cache_bytes`: sled's page cache.
+    /// `sled_flushes`: whether sled flushes by itself every 500 ms (also bounds how much read
+    /// progress a crash can undo); off where the caller flushes periodically anyway.
+    pub(crate) fn open(dir: PathBuf, cache_bytes: u64, sled_flushes: bool) -> Result<Disk, Error> {
+        let db = sled::Config::new()
+            .path(&dir)
+            .cache_capacity(cache_bytes)
+            .flush_every_ms(sled_flushes.then_some(500))
+            .open()?;
+        let meta = db.open_tree("meta")?;
+        check_format(&meta, &dir)?;
+        let id_base = meta
+            .get(names::ID_BASE)?
+            .map_or(0, |base| record::id_of(&base));
+        Ok(Disk {
+            db,
+            meta,
+            dir,
+            id_base,
+        })
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The next item id: unique and increasing, across restarts, crashes and switches.
+    pub(crate) fn next_id(&self) -> Result<u64, Error> {
+        Ok(self.id_base + self.db.generate_id()?)
+    }
+
+    /// Makes every id given out from now on higher than `floor`.
+    pub(crate) fn raise_ids_above(&mut self, floor: u64) -> Result<(), Error> {
+        self.id_base = self.id_base.max(floor.saturating_add(1));
+        self.meta
+            .insert(names::ID_BASE, &self.id_base.to_be_bytes()[..])?;
+        Ok(())
+    }
+
+    /// The items of queue `name` (created empty if missing).
+    pub(crate) fn queue_log(&self, queue: &str) -> Result<ItemLog, Error> {
+        ItemLog::open(&self.db, &names::queue_tree(queue))
+    }
+
+    /// The durable part of a cursor (its failed reads created empty if missing; its position
+    /// is saved only by [`CursorLog::save_position`]).
+    pub(crate) fn cursor_log(&self, queue: &str, cursor: &str) -> Result<CursorLog, Error> {
+        let failed = ItemLog::open(&self.db, &names::failed_tree(queue, cursor))?;
+        Ok(CursorLog::new(
+            &self.meta,
+            names::cursor_key(queue, cursor),
+            failed,
+        ))
+    }
+
+    /// Whether any queue exists.
+    pub(crate) fn has_queues(&self) -> bool {
+        self.db
+            .tree_names()
+            .iter()
+            .any(|tree| names::parse_queue_tree(tree).is_some())
+    }
+
+    /// A durable flusher of this database, for the group commit.
+    pub(crate) fn flusher(&self) -> Result<Flusher, Error> {
+        Flusher::open(self.db.clone(), &self.dir)
+    }
+
+    /// Flushes without the fsyncs of [`Flusher`] (for tools; the server flushes through one).
+    pub(crate) fn flush(&self) -> Result<(), Error> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Takes the clean-shutdown snapshot out of the database, durably, before anything else
+    /// changes: it is valid for this start only.
+    pub(crate) fn take_snapshot(&self) -> Result<Option<HashMap<String, Counts>>, Error> {
+        let Some(text) = self.meta.remove(names::SNAPSHOT)? else {
+            return Ok(None);
+        };
+        self.db.flush()?;
+        File::open(self.dir.join("db"))?.sync_data()?;
+        Ok(snapshot::decode(&text))
+    }
+
+    /// Stores every queue's counters for the next start (the last act of a graceful stop).
+    pub(crate) fn put_snapshot<'a>(
+        &self,
+        queues: impl IntoIterator<Item = (&'a str, Counts)>,
+    ) -> Result<(), Error> {
+        let text = snapshot::encode(queues);
+        self.meta.insert(names::SNAPSHOT, text.as_bytes())?;
+        Ok(())
+    }
+
+    /// Copies everything into a fresh database in `next` (compaction), opened with the same
+    /// settings; ids continue above every id this one gave out.
+    pub(crate) fn copy_into(
+        &self,
+        next: &generation::Next,
+        cache_bytes: u64,
+        sled_flushes: bool,
+    ) -> Result<Disk, Error> {
+        let mut new = Disk::open(next.dir.clone(), cache_bytes, sled_flushes)?;
+        for tree in self.db.tree_names() {
+            if tree != names::SLED_DEFAULT_TREE {
+                copy_tree(&self.db.open_tree(&tree)?, &new.db.open_tree(&tree)?)?;
+            }
+        }
+        new.raise_ids_above(self.next_id()?)?;
+        new.db.flush()?;
+        Ok(new)
+    }
+}
+
+fn check_format(meta: &sled::Tree, path: &Path) -> Result<(), Error> {
+    match meta.get(names::FORMAT)? {
+        None => {
+            meta.insert(names::FORMAT, &FORMAT_VERSION.to_be_bytes()[..])?;
+            Ok(())
+        }
+        Some(found) if record::id_of(&found) == FORMAT_VERSION => Ok(()),
+        Some(found) => Err(Error::Format {
+            path: path.to_path_buf(),
+            found: record::id_of(&found),
+            expected: FORMAT_VERSION,
+        }),
+    }
+}
+
+/// Copies every entry of `from` into `to`, in bounded batches.
+fn copy_tree(from: &sled::Tree, to: &sled::Tree) -> Result<(), Error> {
+    let mut batch = sled::Batch::default();
+    let mut pending = 0;
+    for entry in from.iter() {
+        let (key, value) = entry?;
+        batch.insert(key, value);
+        pending += 1;
+        if pending == 1024 {
+            to.apply_batch(std::mem::take(&mut batch))?;
+            pending = 0;
+        }
+    }
+    to.apply_batch(batch)?;
+    Ok(())
+}
+
+/// Size of a directory and everything in it, in bytes.
+pub(crate) fn directory_size(path: &Path) -> u64 {
+    let entries = match fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(_) => return 0,
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => directory_size(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// fsyncs every file under `dir`, and the directories themselves.
+fn sync_tree(dir: &Path) -> Result<(), Error> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            sync_tree(&entry.path())?;
+        } else {
+            File::open(entry.path())?.sync_all()?;
+        }
+    }
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! One queue as the store shares it: its state behind a mutex, the events its readers wait
+//! on, and the inserts in flight outside the lock.
+
+use super::state::QueueState;
+use event_listener::Event;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+pub(crate) struct Queue {
+    pub(crate) name: String,
+    state: Mutex<QueueState>,
+    /// Plain readers waiting for an item; each new item wakes one more.
+    pub(crate) plain_event: Event,
+    /// Readers that do not take the item (cursors, peeks) waiting: each item concerns all.
+    pub(crate) broadcast_event: Event,
+    /// Blocked gets on this queue, for `stats`.
+    pub(crate) waiters: AtomicUsize,
+    /// Inserts running outside the lock; see [`Queue::lock_settled`].
+    pub(crate) inserting: AtomicUsize,
+}
+
+impl Queue {
+    pub(crate) fn new(name: String, state: QueueState) -> Queue {
+        Queue {
+            name,
+            state: Mutex::new(state),
+            plain_event: Event::new(),
+            broadcast_event: Event::new(),
+            waiters: AtomicUsize::new(0),
+            inserting: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // A panic elsewhere must not wedge the queue: its state is kept consistent per call.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The lock, once no insert is in flight: for whatever needs every reserved item stored
+    /// (flush, delete, compaction, the final snapshot). No insert can start while the lock is
+    /// held, and one in flight never waits for anything, so this spins only briefly.
+    pub(crate) fn lock_settled(&self) -> MutexGuard<'_, QueueState> {
+        let guard = self.lock();
+        while self.inserting.load(Ordering::Acquire) > 0 {
+            std::thread::yield_now();
+        }
+        guard
+    }
+
+    /// Wakes readers after items became available.
+    pub(crate) fn notify(&self, plain: usize) {
+        if plain > 0 {
+            self.plain_event.notify_additional(plain);
+        }
+        self.broadcast_event.notify(usize::MAX);
+    }
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").field("name", &self.name).finish()
+    }
+}

@@ -1,0 +1,240 @@
+//! The store: the registry of queues, opening and closing the data directory, and the
+//! operations on whole queues (read, delete, flush, stats).
+
+use super::disk::{self, generation, Disk};
+use super::durability::Durability;
+use super::handle::Queue;
+use super::lease::Lease;
+use super::space::SpaceGuard;
+use super::state::QueueState;
+use super::{compact, now_ms, Config, Error, Item, QueueStats, ReadMode};
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// The store: cheap to clone, shared by all connections.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    /// The database in use; compaction replaces it while it holds every queue's lock (and no
+    /// insert is in flight: see [`Queue::lock_settled`]), so it may be looked at only under a
+    /// queue's lock or the registry's write lock, or during an insert counted in flight.
+    pub(crate) disk: RwLock<Arc<Disk>>,
+    pub(crate) config: Config,
+    queues: RwLock<BTreeMap<String, Arc<Queue>>>,
+    pub(crate) durability: Durability,
+    pub(crate) space: SpaceGuard,
+}
+
+impl Drop for Shared {
+    /// Cursor positions are saved lazily; a store dropped without [`Store::close`] still keeps
+    /// them (only a crash can lose the last few moves).
+    fn drop(&mut self) {
+        let queues = self.queues.read().unwrap_or_else(|e| e.into_inner());
+        for (name, queue) in queues.iter() {
+            if let Err(e) = queue.lock().save_cursors() {
+                log::error!("cannot save the cursors of {}: {}", name, e);
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the data directory and recovers every queue and cursor. Reads that
+    /// were open when the server stopped or crashed are waiting again.
+    pub fn open(config: &Config) -> Result<Store, Error> {
+        std::fs::create_dir_all(&config.path)?;
+        let dir = generation::current(&config.path)?;
+        let disk = Disk::open(dir, config.cache_bytes, config.sled_flushes())?;
+        let snapshot = disk.take_snapshot()?;
+        let mut queues = BTreeMap::new();
+        for recovered in disk.recover()? {
+            let cursors = recovered
+                .cursors
+                .into_iter()
+                .map(|cursor| (cursor.name, cursor.position, cursor.log))
+                .collect();
+            let counts = snapshot.as_ref().and_then(|s| s.get(&recovered.name));
+            let limits = config.limits_of(&recovered.name);
+            let state = QueueState::recover(recovered.log, limits, cursors, counts)?;
+            let name = recovered.name;
+            queues.insert(name.clone(), Arc::new(Queue::new(name, state)));
+        }
+        let durability = Durability::start(disk.flusher()?, config.sync)?;
+        let store = Store {
+            shared: Arc::new(Shared {
+                disk: RwLock::new(Arc::new(disk)),
+                config: config.clone(),
+                queues: RwLock::new(queues),
+                durability,
+                space: SpaceGuard::new(&config.path, config.min_free_bytes)?,
+            }),
+        };
+        compact::start_watching(&store);
+        Ok(store)
+    }
+
+    /// The database in use: call only under a queue's lock or the registry's write lock.
+    pub(crate) fn disk(&self) -> Arc<Disk> {
+        self.shared
+            .disk
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The queue of that name, created if missing.
+    pub(crate) fn queue(&self, name: &str) -> Result<Arc<Queue>, Error> {
+        if let Some(queue) = self.find(name) {
+            return Ok(queue);
+        }
+        let mut queues = self.write_registry();
+        if let Some(queue) = queues.get(name) {
+            return Ok(queue.clone());
+        }
+        let log = self.disk().queue_log(name)?;
+        let limits = self.shared.config.limits_of(name);
+        let state = QueueState::recover(log, limits, Vec::new(), Some(&Default::default()))?;
+        let queue = Arc::new(Queue::new(name.to_string(), state));
+        queues.insert(name.to_string(), queue.clone());
+        Ok(queue)
+    }
+
+    /// The queues by name. Writing it (creating or deleting a queue, compacting) excludes
+    /// every lookup.
+    fn read_registry(&self) -> RwLockReadGuard<'_, BTreeMap<String, Arc<Queue>>> {
+        self.shared.queues.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn write_registry(&self) -> RwLockWriteGuard<'_, BTreeMap<String, Arc<Queue>>> {
+        self.shared
+            .queues
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn find(&self, name: &str) -> Option<Arc<Queue>> {
+        self.read_registry().get(name).cloned()
+    }
+
+    /// Reads from a queue (`cursor: None`) or one of its cursors. `Ok(None)`: nothing to read.
+    /// With [`ReadMode::Open`] the item comes with the [`Lease`] that holds it.
+    pub fn read(
+        &self,
+        queue: &str,
+        cursor: Option<&str>,
+        mode: ReadMode,
+    ) -> Result<Option<(Item, Option<Lease>)>, Error> {
+        let now = now_ms();
+        loop {
+            let handle = self.queue(queue)?;
+            let mut state = handle.lock();
+            if state.deleted {
+                continue;
+            }
+            let read = match cursor {
+                None => state.read_plain(mode, now)?,
+                Some(cursor) => {
+                    if !state.has_cursor(cursor) {
+                        state.add_cursor(cursor, self.disk().cursor_log(queue, cursor)?)?;
+                    }
+                    state.read_cursor(cursor, mode, now)?
+                }
+            };
+            drop(state);
+            return Ok(read.map(|(item, held)| {
+                let lease = held.map(|held| Lease::new(handle.clone(), held, item.id()));
+                (item, lease)
+            }));
+        }
+    }
+
+    /// `delete <queue>` / `delete <queue>.<cursor>`; returns whether it existed.
+    pub async fn delete(&self, queue: &str, cursor: Option<&str>) -> Result<bool, Error> {
+        let existed = match cursor {
+            None => {
+                let mut queues = self.write_registry();
+                match queues.remove(queue) {
+                    None => false,
+                    Some(handle) => {
+                        handle.lock_settled().delete()?;
+                        // Waiters look the queue up again and find a new one.
+                        handle.plain_event.notify(usize::MAX);
+                        handle.broadcast_event.notify(usize::MAX);
+                        true
+                    }
+                }
+            }
+            Some(cursor) => match self.find(queue) {
+                None => false,
+                Some(handle) => handle.lock().delete_cursor(cursor)?,
+            },
+        };
+        if existed {
+            self.shared.durability.written().await?;
+        }
+        Ok(existed)
+    }
+
+    /// `flush <queue>` / `flush <queue>.<cursor>`: never creates anything.
+    pub async fn flush(&self, queue: &str, cursor: Option<&str>) -> Result<(), Error> {
+        if let Some(handle) = self.find(queue) {
+            {
+                let mut state = handle.lock_settled();
+                if !state.deleted {
+                    match cursor {
+                        None => state.flush()?,
+                        Some(cursor) => state.flush_cursor(cursor)?,
+                    }
+                }
+            }
+            self.shared.durability.written().await?;
+        }
+        Ok(())
+    }
+
+    /// `flush_all`: flushes every queue.
+    pub async fn flush_all(&self) -> Result<(), Error> {
+        let names: Vec<String> = self.read_registry().keys().cloned().collect();
+        for name in names {
+            self.flush(&name, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Counters of every queue, sorted by name.
+    pub fn stats(&self) -> Vec<QueueStats> {
+        let queues: Vec<Arc<Queue>> = self.read_registry().values().cloned().collect();
+        let now = now_ms();
+        queues
+            .iter()
+            .map(|queue| {
+                let waiters = queue.waiters.load(std::sync::atomic::Ordering::Relaxed) as u64;
+                queue.lock().stats(&queue.name, waiters, now)
+            })
+            .collect()
+    }
+
+    /// Size of the data directory on disk, in bytes.
+    pub fn disk_bytes(&self) -> u64 {
+        disk::directory_size(&self.shared.config.path)
+    }
+
+    /// The last act of a graceful stop: writes every queue's counters (so the next start
+    /// needs no scan) and flushes everything to disk.
+    pub fn close(&self) -> Result<(), Error> {
+        let queues = self.write_registry();
+        let mut states: Vec<_> = queues
+            .iter()
+            .map(|(name, queue)| (name.as_str(), queue.lock_settled()))
+            .collect();
+        for (_, state) in &mut states {
+            state.save_cursors()?;
+        }
+        let counts = states.iter().map(|(name, state)| (*name, state.counts()));
+        self.disk().put_snapshot(counts)?;
+        self.shared.durability.flush_now()
+    }
+}
