@@ -1,4 +1,6 @@
 //! The network server: accept loop, connection limit, one task per connection, graceful stop.
+//! It installs no signal handlers: whoever runs it (main.rs) stops it through a
+//! [`ShutdownHandle`].
 //!
 //! Glues `protocol` (bytes ↔ commands) to `queue` (the store). Every runtime-specific name
 //! comes from `runtime`.
@@ -6,15 +8,18 @@
 mod connection;
 pub mod runtime;
 mod session;
+mod shutdown;
 mod stats;
 
+pub use shutdown::ShutdownHandle;
+
 use crate::queue::Store;
-use event_listener::Event;
 use futures_lite::{AsyncWriteExt, FutureExt};
 use runtime::{sleep, spawn, TcpListener, TcpStream};
+use shutdown::Shutdown;
 use stats::{bump, Counters};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,85 +56,58 @@ pub(crate) struct Shared {
     store: Store,
     config: Config,
     counters: Counters,
-    shutdown: Shutdown,
+    shutdown: Arc<Shutdown>,
 }
 
-/// A one-way "stop now" signal that any number of tasks can wait for.
-struct Shutdown {
-    stopping: AtomicBool,
-    event: Event,
+/// A server ready to run: built first so that its [`ShutdownHandle`] can be handed out (to
+/// signal handling, say) before [`Server::run`] blocks.
+pub struct Server {
+    shared: Arc<Shared>,
 }
 
-impl Shutdown {
-    fn trigger(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.event.notify(usize::MAX);
-    }
-
-    fn is_triggered(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
-    }
-
-    async fn wait(&self) {
-        loop {
-            if self.is_triggered() {
-                return;
-            }
-            let listener = self.event.listen();
-            if self.is_triggered() {
-                return;
-            }
-            listener.await;
+impl Server {
+    pub fn new(config: Config, store: Store) -> Server {
+        Server {
+            shared: Arc::new(Shared {
+                store,
+                config,
+                counters: Counters::new(),
+                shutdown: Arc::new(Shutdown::new()),
+            }),
         }
     }
-}
 
-/// Serves until SIGTERM, SIGINT or an allowed `shutdown` command; then stops accepting, lets
-/// connections finish their current command, returns their open reads and flushes the store.
-/// `on_ready` is called with the bound address once clients can connect.
-pub fn run(config: Config, store: Store, on_ready: impl FnOnce(SocketAddr)) -> std::io::Result<()> {
-    runtime::set_threads(config.threads);
-    let shared = Arc::new(Shared {
-        store,
-        config,
-        counters: Counters::new(),
-        shutdown: Shutdown {
-            stopping: AtomicBool::new(false),
-            event: Event::new(),
-        },
-    });
-    stop_on_signals(shared.clone())?;
-    if let Some(task) = shared.config.release_memory {
-        spawn(run_when_idle(task, shared.clone()));
+    /// What stops this server gracefully from outside.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.shared.shutdown.clone())
     }
-    runtime::block_on(async {
-        let listener = TcpListener::bind(&shared.config.listen).await?;
-        on_ready(listener.local_addr()?);
-        accept_loop(&listener, &shared).await;
-        drop(listener);
-        drain(&shared).await;
-        Ok::<(), std::io::Error>(())
-    })?;
-    shared.store.close().map_err(std::io::Error::other)
+
+    /// Serves until told to stop (a [`ShutdownHandle`] or an allowed `shutdown` command); then
+    /// stops accepting, lets connections finish their current command, returns their open
+    /// reads and flushes the store. `on_ready` is called with the bound address once clients
+    /// can connect.
+    pub fn run(self, on_ready: impl FnOnce(SocketAddr)) -> std::io::Result<()> {
+        let shared = self.shared;
+        runtime::set_threads(shared.config.threads);
+        if let Some(task) = shared.config.release_memory {
+            spawn(run_when_idle(task, shared.clone()));
+        }
+        runtime::block_on(async {
+            let listener = TcpListener::bind(&shared.config.listen).await?;
+            on_ready(listener.local_addr()?);
+            accept_loop(&listener, &shared).await;
+            drop(listener);
+            drain(&shared).await;
+            Ok::<(), std::io::Error>(())
+        })?;
+        shared.store.close().map_err(std::io::Error::other)
+    }
 }
 
-/// The first SIGTERM/SIGINT starts a graceful stop; a second one exits at once.
-fn stop_on_signals(shared: Arc<Shared>) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
-    std::thread::Builder::new()
-        .name("tern-signals".into())
-        .spawn(move || {
-            for signal in signals.forever() {
-                if shared.shutdown.is_triggered() {
-                    log::warn!("signal {} again: exiting now", signal);
-                    std::process::exit(1);
-                }
-                log::info!("signal {}: stopping", signal);
-                shared.shutdown.trigger();
-            }
-        })?;
-    Ok(())
+/// [`Server::run`] for a caller that needs no [`ShutdownHandle`]: only an allowed `shutdown`
+/// command stops it.
+pub fn run(config: Config, store: Store, on_ready: impl FnOnce(SocketAddr)) -> std::io::Result<()> {
+    Server::new(config, store).run(on_ready)
 }
 
 async fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
