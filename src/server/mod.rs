@@ -3,19 +3,27 @@
 //! [`ShutdownHandle`].
 //!
 //! Glues `protocol` (bytes ↔ commands) to `queue` (the store). Every runtime-specific name
-//! comes from `runtime`.
+//! comes from `runtime`. Imports inside run one way, so each file can be read alone:
+//! this file → `handler` (one task per client) → `session` (commands, open reads, group
+//! commit) → `connection` (socket and buffers); beside them `shared`, `config`, `shutdown`,
+//! `stats` and `runtime`, which import no other server file except `shared` → its parts.
 
+mod config;
 mod connection;
+mod handler;
 pub mod runtime;
 mod session;
+mod shared;
 mod shutdown;
 mod stats;
 
+pub use config::{Config, WhenIdle};
 pub use shutdown::ShutdownHandle;
 
 use crate::queue::Store;
 use futures_lite::{AsyncWriteExt, FutureExt};
 use runtime::{sleep, spawn, TcpListener, TcpStream};
+use shared::Shared;
 use shutdown::Shutdown;
 use stats::{bump, Counters};
 use std::net::SocketAddr;
@@ -25,39 +33,6 @@ use std::time::{Duration, Instant};
 
 /// How long a graceful stop waits for connections to finish their current command.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Server settings (the store has its own).
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub listen: String,
-    pub max_item_size: u32,
-    pub max_connections: u64,
-    /// Whether the `shutdown` command stops the server.
-    pub allow_shutdown: bool,
-    /// Threads serving connections; `None`: one per CPU.
-    pub threads: Option<std::num::NonZeroUsize>,
-    /// How the allocator gives freed memory back to the system (main.rs alone knows the
-    /// allocator). An allocator with per-thread heaps returns a thread's free pages only while
-    /// that thread allocates, so the threads serving connections would keep what a drained
-    /// backlog used for as long as the server idles.
-    pub release_memory: Option<WhenIdle>,
-}
-
-/// A function to run on every thread that serves connections every `after` in which no client
-/// sent anything: never under load, where it could only add latency.
-#[derive(Debug, Clone, Copy)]
-pub struct WhenIdle {
-    pub after: Duration,
-    pub run: fn(),
-}
-
-/// State shared by the accept loop and every connection.
-pub(crate) struct Shared {
-    store: Store,
-    config: Config,
-    counters: Counters,
-    shutdown: Arc<Shutdown>,
-}
 
 /// A server ready to run: built first so that its [`ShutdownHandle`] can be handed out (to
 /// signal handling, say) before [`Server::run`] blocks.
@@ -71,7 +46,7 @@ impl Server {
             shared: Arc::new(Shared {
                 store,
                 config,
-                counters: Counters::new(),
+                counters: Arc::new(Counters::new()),
                 shutdown: Arc::new(Shutdown::new()),
             }),
         }
@@ -137,7 +112,7 @@ async fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         bump(&counters.total_connections, 1);
         let shared = shared.clone();
         spawn(async move {
-            connection::connection_loop(stream, shared.clone()).await;
+            handler::connection_loop(stream, shared.clone()).await;
             shared
                 .counters
                 .curr_connections
