@@ -206,3 +206,40 @@ impl Connection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::runtime::{block_on, TcpListener};
+
+    /// A connection to a loopback peer, and the peer's end.
+    async fn pair() -> (Connection, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let conn = Connection::new(stream, 1024, Arc::new(Counters::new()));
+        (conn, peer)
+    }
+
+    /// Group commit's failure path: `STORED` lines not yet sent become `SERVER_ERROR` lines,
+    /// and what came before the mark stays.
+    #[test]
+    fn replies_after_a_mark_are_rewritten() {
+        block_on(async {
+            let (mut conn, mut peer) = pair().await;
+            conn.write(Reply::End);
+            let mark = conn.mark();
+            conn.write(Reply::Stored);
+            conn.write(Reply::Stored);
+            conn.truncate_to(mark);
+            conn.write(Reply::ServerError("sync failed"));
+            conn.flush().await.unwrap();
+            drop(conn);
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, b"END\r\nSERVER_ERROR sync failed\r\n");
+        });
+    }
+}
