@@ -1,5 +1,5 @@
-//! The `tern` command: options, logging, start-up. The only place that knows structopt,
-//! femme and anyhow.
+//! The `tern` command: options, logging, signals, start-up. The only place that knows
+//! structopt, femme, anyhow and signal-hook.
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
@@ -178,6 +178,26 @@ fn parse_sync(text: &str) -> anyhow::Result<SyncMode> {
     })
 }
 
+/// The first SIGTERM/SIGINT starts a graceful stop; a second one exits at once (for an
+/// operator whose stop hangs on a stuck client or disk).
+fn stop_on_signals(server: server::ShutdownHandle) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+    std::thread::Builder::new()
+        .name("tern-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if server.is_shutting_down() {
+                    log::warn!("signal {} again: exiting now", signal);
+                    std::process::exit(1);
+                }
+                log::info!("signal {}: stopping", signal);
+                server.shutdown();
+            }
+        })?;
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let options = Options::from_args();
     femme::with_level(options.log_level);
@@ -223,11 +243,14 @@ fn main() -> anyhow::Result<()> {
             run: release_memory,
         }),
     };
+    let server = server::Server::new(server_config, store);
+    // Before the pid file appears, so that whoever waits for it can already stop us.
+    stop_on_signals(server.shutdown_handle()).context("cannot handle signals")?;
     if let Some(path) = &options.pid_file {
         std::fs::write(path, format!("{}\n", std::process::id()))
             .with_context(|| format!("cannot write the pid file {}", path.display()))?;
     }
-    let served = server::run(server_config, store, |address| {
+    let served = server.run(|address| {
         log::info!(
             "{} listening on {}, data {}, sync {:?}, recovered {} queues with {} items",
             tern::VERSION,

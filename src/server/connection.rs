@@ -1,42 +1,158 @@
-//! One client connection: buffered input, the parse → execute → reply loop, bounded memory.
+//! One client socket with its input and output buffers: whole commands in, encoded replies
+//! out, memory bounded whatever the client sends. Knows nothing of commands' meaning.
 //!
 //! Input is read into one buffer that never holds more than the largest legal command (a
 //! full-size `set`), because the parser rejects long lines and oversized blocks on their
 //! header; a rejected block is skipped as it arrives instead of buffered. Replies of a
-//! pipelined batch are gathered and written together, and written early once they pass
+//! pipelined batch are gathered and written together, and may be written early once they pass
 //! [`OUT_HIGH_WATER`], so a `get` of many large items never buffers them all.
+//!
+//! Imports only the runtime's socket and the counters; the session and handler build on it.
 
 use super::runtime::TcpStream;
-use super::session::{Flow, Session};
-use super::stats::bump;
-use super::Shared;
-use crate::protocol::{self, Reply};
-use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
+use super::stats::{bump, Counters};
+use crate::protocol::{self, Command, Rejection, Reply};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use std::sync::Arc;
 
-/// Bytes asked of the socket per read, and the buffer's resting size.
+/// Bytes asked of the socket per read, and the buffers' resting size.
 const READ_CHUNK: usize = 16 * 1024;
-/// Commands a connection runs before it lets other tasks of its thread run.
-const COMMANDS_PER_TURN: u32 = 16;
-/// Reply bytes gathered before they are written out mid-batch.
-pub(crate) const OUT_HIGH_WATER: usize = 64 * 1024;
+/// Reply bytes gathered before they are worth writing out mid-batch.
+const OUT_HIGH_WATER: usize = 64 * 1024;
 
-/// The connection's input buffer: `buf[start..end]` is unread.
-pub(crate) struct Input {
+pub(crate) struct Connection {
     stream: TcpStream,
+    /// Input: `buf[start..end]` is unread.
     buf: Vec<u8>,
     start: usize,
     end: usize,
-    /// The buffer never grows beyond this.
+    /// The input buffer never grows beyond this.
     limit: usize,
-    /// Bytes still to drop as they arrive (a rejected data block).
+    /// Input bytes still to drop as they arrive (a rejected data block).
     discard: u64,
-    shared: Arc<Shared>,
+    max_item_size: u32,
+    /// Replies not yet written.
+    out: Vec<u8>,
+    /// Times `out` was written out, so a [`Mark`] from before a write is caught.
+    writes: u64,
+    counters: Arc<Counters>,
 }
 
-impl Input {
-    pub(crate) fn stream(&self) -> &TcpStream {
-        &self.stream
+/// A place in the output, to rewrite the replies after it (see [`Connection::truncate_to`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mark {
+    at: usize,
+    writes: u64,
+}
+
+/// What [`Connection::fill`] got.
+enum Filled {
+    Bytes,
+    /// The client closed, or the socket failed.
+    Closed,
+    /// The buffer is at its limit with pipelined commands still to run.
+    Full,
+}
+
+impl Connection {
+    pub(crate) fn new(stream: TcpStream, max_item_size: u32, counters: Arc<Counters>) -> Self {
+        Connection {
+            stream,
+            buf: vec![0; READ_CHUNK],
+            start: 0,
+            end: 0,
+            limit: max_item_size as usize + protocol::MAX_LINE + 2 + READ_CHUNK,
+            discard: 0,
+            max_item_size,
+            out: Vec::with_capacity(READ_CHUNK),
+            writes: 0,
+            counters,
+        }
+    }
+
+    /// The next whole command already buffered, `Ok(None)` if more input is needed first.
+    /// Rejected input is already dropped, and its data block set to be skipped as it
+    /// arrives; the caller replies to the rejection (unless silent) and decides whether to
+    /// go on ([`protocol::Error::closes_connection`]).
+    pub(crate) fn read_command(&mut self) -> Result<Option<Command>, Rejection> {
+        if self.skip_discarded() {
+            return Ok(None);
+        }
+        match protocol::parse(self.pending(), self.max_item_size) {
+            Ok(None) => Ok(None),
+            Ok(Some((command, used))) => {
+                self.consume(used);
+                Ok(Some(command))
+            }
+            Err(rejection) => {
+                self.consume(rejection.consumed);
+                self.discard = rejection.discard;
+                Err(rejection)
+            }
+        }
+    }
+
+    /// Reads more input; false once the client has gone.
+    pub(crate) async fn read_more(&mut self) -> bool {
+        match self.fill().await {
+            Filled::Bytes => true,
+            // Full without a complete command: cannot happen, as the parser rejects first.
+            Filled::Closed | Filled::Full => false,
+        }
+    }
+
+    /// Completes when the client has gone; meanwhile keeps buffering what it sends (within
+    /// the limit), so pipelined commands are not lost. Used while a `get` waits.
+    pub(crate) async fn closed(&mut self) {
+        loop {
+            match self.fill().await {
+                Filled::Bytes => {}
+                Filled::Closed => return,
+                // Nothing more fits: whether the client left can only be seen later.
+                Filled::Full => return std::future::pending().await,
+            }
+        }
+    }
+
+    /// Gathers a reply; it goes out with the next [`flush`](Self::flush).
+    pub(crate) fn write(&mut self, reply: Reply) {
+        reply.encode(&mut self.out);
+    }
+
+    /// Whether the gathered replies are worth writing before the batch ends.
+    pub(crate) fn over_high_water(&self) -> bool {
+        self.out.len() >= OUT_HIGH_WATER
+    }
+
+    /// Writes the gathered replies out.
+    pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        self.writes += 1;
+        let result = (&self.stream).write_all(&self.out).await;
+        bump(&self.counters.bytes_written, self.out.len() as u64);
+        self.out.clear();
+        // A large reply came and went: give its memory back.
+        if self.out.capacity() > 4 * OUT_HIGH_WATER {
+            self.out.shrink_to(READ_CHUNK);
+        }
+        result
+    }
+
+    /// The current end of the output.
+    pub(crate) fn mark(&self) -> Mark {
+        Mark {
+            at: self.out.len(),
+            writes: self.writes,
+        }
+    }
+
+    /// Drops the replies gathered since `mark`, to write others in their place. They must not
+    /// have been flushed meanwhile: what the client has is not taken back.
+    pub(crate) fn truncate_to(&mut self, mark: Mark) {
+        debug_assert_eq!(mark.writes, self.writes, "replies after the mark were sent");
+        self.out.truncate(mark.at);
     }
 
     fn pending(&self) -> &[u8] {
@@ -63,9 +179,9 @@ impl Input {
         self.discard > 0
     }
 
-    /// Reads more input. `Ok(0)`: the client closed. Never grows past the limit: a full
-    /// buffer that still holds no complete command cannot happen (the parser rejects first).
-    async fn fill(&mut self) -> std::io::Result<usize> {
+    /// Reads more input, never growing the buffer past the limit: a full buffer that still
+    /// holds no complete command cannot happen (the parser rejects first).
+    async fn fill(&mut self) -> Filled {
         if self.end == self.buf.len() {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
@@ -78,126 +194,52 @@ impl Input {
         }
         if self.end == self.buf.len() {
             // Full with pipelined commands still to run: the caller runs them first.
-            return Ok(usize::MAX);
+            return Filled::Full;
         }
-        let n = (&self.stream).read(&mut self.buf[self.end..]).await?;
-        self.end += n;
-        bump(&self.shared.counters.bytes_read, n as u64);
-        Ok(n)
-    }
-
-    /// Completes when the client has gone; meanwhile keeps buffering what it sends (within
-    /// the limit), so pipelined commands are not lost. Used while a `get` waits.
-    pub(crate) async fn closed(&mut self) {
-        loop {
-            match self.fill().await {
-                Ok(0) | Err(_) => return,
-                Ok(usize::MAX) => return std::future::pending().await,
-                Ok(_) => {}
+        match (&self.stream).read(&mut self.buf[self.end..]).await {
+            Ok(0) | Err(_) => Filled::Closed,
+            Ok(n) => {
+                self.end += n;
+                bump(&self.counters.bytes_read, n as u64);
+                Filled::Bytes
             }
         }
     }
 }
 
-/// Serves one client until it quits, disconnects, or the server shuts down.
-pub(crate) async fn connection_loop(stream: TcpStream, shared: Arc<Shared>) {
-    let limit = shared.config.max_item_size as usize + protocol::MAX_LINE + 2 + READ_CHUNK;
-    let mut input = Input {
-        stream: stream.clone(),
-        buf: vec![0; READ_CHUNK],
-        start: 0,
-        end: 0,
-        limit,
-        discard: 0,
-        shared: shared.clone(),
-    };
-    let mut session = Session::new(shared.clone());
-    let mut out = Vec::with_capacity(READ_CHUNK);
-    let flow = serve(&mut input, &mut session, &mut out).await;
-    // Whatever is left (a last error line) goes out before closing.
-    session.settle(&mut out).await;
-    let _ = write_out(&stream, &mut out, &shared).await;
-    drop(session);
-    if let Flow::Shutdown = flow {
-        shared.shutdown.trigger();
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::runtime::{block_on, TcpListener};
 
-async fn serve(input: &mut Input, session: &mut Session, out: &mut Vec<u8>) -> Flow {
-    let shared = input.shared.clone();
-    let max_item_size = shared.config.max_item_size;
-    let mut since_yield = 0;
-    loop {
-        // Run every complete command in the buffer.
-        while !input.skip_discarded() {
-            since_yield += 1;
-            if since_yield == COMMANDS_PER_TURN {
-                // A long pipeline must not keep other connections of this thread waiting.
-                since_yield = 0;
-                futures_lite::future::yield_now().await;
-            }
-            let parsed = protocol::parse(input.pending(), max_item_size);
-            match parsed {
-                Ok(None) => break,
-                Ok(Some((command, used))) => {
-                    input.consume(used);
-                    let flow = session.execute(command, input, out).await;
-                    if !matches!(flow, Flow::Continue) {
-                        return flow;
-                    }
-                }
-                Err(rejection) => {
-                    input.consume(rejection.consumed);
-                    input.discard = rejection.discard;
-                    if !rejection.silent {
-                        // Replies go out in order: sets still waiting for their sync first.
-                        session.settle(out).await;
-                        Reply::Error(rejection.error).encode(out);
-                    }
-                    if rejection.error.closes_connection() {
-                        return Flow::Close;
-                    }
-                }
-            }
-            if out.len() >= OUT_HIGH_WATER
-                && session.settle_and_write(&input.stream, out).await.is_err()
-            {
-                return Flow::Close;
-            }
-        }
-        if session.settle_and_write(&input.stream, out).await.is_err() {
-            return Flow::Close;
-        }
-        // Wait for more input, or for the server to stop.
-        let more = async { Some(input.fill().await) };
-        let stop = async {
-            shared.shutdown.wait().await;
-            None
-        };
-        match more.or(stop).await {
-            Some(Ok(0)) | Some(Err(_)) | None => return Flow::Close,
-            // Full without a complete command: cannot happen, as the parser rejects first.
-            Some(Ok(usize::MAX)) => return Flow::Close,
-            Some(Ok(_)) => {}
-        }
+    /// A connection to a loopback peer, and the peer's end.
+    async fn pair() -> (Connection, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let conn = Connection::new(stream, 1024, Arc::new(Counters::new()));
+        (conn, peer)
     }
-}
 
-/// Writes and clears the gathered replies.
-pub(crate) async fn write_out(
-    stream: &TcpStream,
-    out: &mut Vec<u8>,
-    shared: &Shared,
-) -> std::io::Result<()> {
-    if out.is_empty() {
-        return Ok(());
+    /// Group commit's failure path: `STORED` lines not yet sent become `SERVER_ERROR` lines,
+    /// and what came before the mark stays.
+    #[test]
+    fn replies_after_a_mark_are_rewritten() {
+        block_on(async {
+            let (mut conn, mut peer) = pair().await;
+            conn.write(Reply::End);
+            let mark = conn.mark();
+            conn.write(Reply::Stored);
+            conn.write(Reply::Stored);
+            conn.truncate_to(mark);
+            conn.write(Reply::ServerError("sync failed"));
+            conn.flush().await.unwrap();
+            drop(conn);
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, b"END\r\nSERVER_ERROR sync failed\r\n");
+        });
     }
-    let mut writer = stream;
-    let result = writer.write_all(out).await;
-    bump(&shared.counters.bytes_written, out.len() as u64);
-    out.clear();
-    if out.capacity() > 4 * OUT_HIGH_WATER {
-        out.shrink_to(READ_CHUNK);
-    }
-    result
 }

@@ -1,135 +1,88 @@
 //! The network server: accept loop, connection limit, one task per connection, graceful stop.
+//! It installs no signal handlers: whoever runs it (main.rs) stops it through a
+//! [`ShutdownHandle`].
 //!
 //! Glues `protocol` (bytes ↔ commands) to `queue` (the store). Every runtime-specific name
-//! comes from `runtime`.
+//! comes from `runtime`. Imports inside run one way, so each file can be read alone:
+//! this file → `handler` (one task per client) → `session` (commands, open reads, group
+//! commit) → `connection` (socket and buffers); beside them `shared`, `config`, `shutdown`,
+//! `stats` and `runtime`, which import no other server file except `shared` → its parts.
 
+mod config;
 mod connection;
+mod handler;
 pub mod runtime;
 mod session;
+mod shared;
+mod shutdown;
 mod stats;
 
+pub use config::{Config, WhenIdle};
+pub use shutdown::ShutdownHandle;
+
 use crate::queue::Store;
-use event_listener::Event;
 use futures_lite::{AsyncWriteExt, FutureExt};
 use runtime::{sleep, spawn, TcpListener, TcpStream};
+use shared::Shared;
+use shutdown::Shutdown;
 use stats::{bump, Counters};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a graceful stop waits for connections to finish their current command.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Server settings (the store has its own).
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub listen: String,
-    pub max_item_size: u32,
-    pub max_connections: u64,
-    /// Whether the `shutdown` command stops the server.
-    pub allow_shutdown: bool,
-    /// Threads serving connections; `None`: one per CPU.
-    pub threads: Option<std::num::NonZeroUsize>,
-    /// How the allocator gives freed memory back to the system (main.rs alone knows the
-    /// allocator). An allocator with per-thread heaps returns a thread's free pages only while
-    /// that thread allocates, so the threads serving connections would keep what a drained
-    /// backlog used for as long as the server idles.
-    pub release_memory: Option<WhenIdle>,
+/// A server ready to run: built first so that its [`ShutdownHandle`] can be handed out (to
+/// signal handling, say) before [`Server::run`] blocks.
+pub struct Server {
+    shared: Arc<Shared>,
 }
 
-/// A function to run on every thread that serves connections every `after` in which no client
-/// sent anything: never under load, where it could only add latency.
-#[derive(Debug, Clone, Copy)]
-pub struct WhenIdle {
-    pub after: Duration,
-    pub run: fn(),
-}
-
-/// State shared by the accept loop and every connection.
-pub(crate) struct Shared {
-    store: Store,
-    config: Config,
-    counters: Counters,
-    shutdown: Shutdown,
-}
-
-/// A one-way "stop now" signal that any number of tasks can wait for.
-struct Shutdown {
-    stopping: AtomicBool,
-    event: Event,
-}
-
-impl Shutdown {
-    fn trigger(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.event.notify(usize::MAX);
-    }
-
-    fn is_triggered(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
-    }
-
-    async fn wait(&self) {
-        loop {
-            if self.is_triggered() {
-                return;
-            }
-            let listener = self.event.listen();
-            if self.is_triggered() {
-                return;
-            }
-            listener.await;
+impl Server {
+    pub fn new(config: Config, store: Store) -> Server {
+        Server {
+            shared: Arc::new(Shared {
+                store,
+                config,
+                counters: Arc::new(Counters::new()),
+                shutdown: Arc::new(Shutdown::new()),
+            }),
         }
     }
-}
 
-/// Serves until SIGTERM, SIGINT or an allowed `shutdown` command; then stops accepting, lets
-/// connections finish their current command, returns their open reads and flushes the store.
-/// `on_ready` is called with the bound address once clients can connect.
-pub fn run(config: Config, store: Store, on_ready: impl FnOnce(SocketAddr)) -> std::io::Result<()> {
-    runtime::set_threads(config.threads);
-    let shared = Arc::new(Shared {
-        store,
-        config,
-        counters: Counters::new(),
-        shutdown: Shutdown {
-            stopping: AtomicBool::new(false),
-            event: Event::new(),
-        },
-    });
-    stop_on_signals(shared.clone())?;
-    if let Some(task) = shared.config.release_memory {
-        spawn(run_when_idle(task, shared.clone()));
+    /// What stops this server gracefully from outside.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.shared.shutdown.clone())
     }
-    runtime::block_on(async {
-        let listener = TcpListener::bind(&shared.config.listen).await?;
-        on_ready(listener.local_addr()?);
-        accept_loop(&listener, &shared).await;
-        drop(listener);
-        drain(&shared).await;
-        Ok::<(), std::io::Error>(())
-    })?;
-    shared.store.close().map_err(std::io::Error::other)
+
+    /// Serves until told to stop (a [`ShutdownHandle`] or an allowed `shutdown` command); then
+    /// stops accepting, lets connections finish their current command, returns their open
+    /// reads and flushes the store. `on_ready` is called with the bound address once clients
+    /// can connect.
+    pub fn run(self, on_ready: impl FnOnce(SocketAddr)) -> std::io::Result<()> {
+        let shared = self.shared;
+        runtime::set_threads(shared.config.threads);
+        if let Some(task) = shared.config.release_memory {
+            spawn(run_when_idle(task, shared.clone()));
+        }
+        runtime::block_on(async {
+            let listener = TcpListener::bind(&shared.config.listen).await?;
+            on_ready(listener.local_addr()?);
+            accept_loop(&listener, &shared).await;
+            drop(listener);
+            drain(&shared).await;
+            Ok::<(), std::io::Error>(())
+        })?;
+        shared.store.close().map_err(std::io::Error::other)
+    }
 }
 
-/// The first SIGTERM/SIGINT starts a graceful stop; a second one exits at once.
-fn stop_on_signals(shared: Arc<Shared>) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
-    std::thread::Builder::new()
-        .name("tern-signals".into())
-        .spawn(move || {
-            for signal in signals.forever() {
-                if shared.shutdown.is_triggered() {
-                    log::warn!("signal {} again: exiting now", signal);
-                    std::process::exit(1);
-                }
-                log::info!("signal {}: stopping", signal);
-                shared.shutdown.trigger();
-            }
-        })?;
-    Ok(())
+/// [`Server::run`] for a caller that needs no [`ShutdownHandle`]: only an allowed `shutdown`
+/// command stops it.
+pub fn run(config: Config, store: Store, on_ready: impl FnOnce(SocketAddr)) -> std::io::Result<()> {
+    Server::new(config, store).run(on_ready)
 }
 
 async fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
@@ -159,7 +112,7 @@ async fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         bump(&counters.total_connections, 1);
         let shared = shared.clone();
         spawn(async move {
-            connection::connection_loop(stream, shared.clone()).await;
+            handler::connection_loop(stream, shared.clone()).await;
             shared
                 .counters
                 .curr_connections

@@ -1,10 +1,14 @@
-//! A connection's session: runs commands against the store and owns the connection's open
-//! reads, which go back to their queues when the session ends (quit, disconnect, shutdown).
+//! A connection's session: runs one command at a time against the store, replying through
+//! the [`Connection`], and owns the connection's open reads, which go back to their queues
+//! when the session ends (quit, disconnect, shutdown). Also owns group commit: the `STORED`
+//! replies of a pipeline of sets wait in the output for one shared sync.
+//!
+//! Sees the client only through [`Connection`]; never imports the handler that drives it.
 
-use super::connection::{write_out, Input, OUT_HIGH_WATER};
-use super::runtime::{sleep, TcpStream};
+use super::connection::{Connection, Mark};
+use super::runtime::sleep;
+use super::shared::Shared;
 use super::stats::{self, bump};
-use super::Shared;
 use crate::protocol::{Command, Error as ProtocolError, Get, Key, Reply, Set, Target};
 use crate::queue::{self, now_ms, Item, Lease, Pending, ReadMode};
 use futures_lite::FutureExt;
@@ -33,7 +37,8 @@ struct Unsynced {
     writes: Vec<Pending>,
     /// Per set: whether it asked for no reply.
     noreply: Vec<bool>,
-    replies_from: usize,
+    /// Where the first set's reply starts (`None` while no set waits).
+    replies_from: Option<Mark>,
     /// Items stored (a fanout counts each queue), counted once durable.
     items: u64,
 }
@@ -71,86 +76,80 @@ impl Session {
         }
     }
 
-    pub(crate) async fn execute(
-        &mut self,
-        command: Command,
-        input: &mut Input,
-        out: &mut Vec<u8>,
-    ) -> Flow {
+    pub(crate) async fn execute(&mut self, command: Command, conn: &mut Connection) -> Flow {
         if !matches!(command, Command::Set(_)) {
             // Whatever this command reads or says comes after the pending sets are durable.
-            self.settle(out).await;
+            self.settle(conn).await;
         }
         let store = &self.shared.store;
         match command {
-            Command::Set(set) => self.set(set, out).await,
-            Command::Get(get) => return self.get(get, input, out).await,
+            Command::Set(set) => self.set(set, conn).await,
+            Command::Get(get) => return self.get(get, conn).await,
             Command::Delete { target, noreply } => {
                 let reply = match store.delete(&target.queue, target.cursor.as_deref()).await {
                     Ok(true) => Reply::Deleted,
                     Ok(false) => Reply::NotFound,
-                    Err(e) => return server_error(out, &e, noreply),
+                    Err(e) => return server_error(conn, &e, noreply),
                 };
                 if !noreply {
-                    reply.encode(out);
+                    conn.write(reply);
                 }
             }
             Command::Flush { target, noreply } => {
                 match store.flush(&target.queue, target.cursor.as_deref()).await {
-                    Ok(()) if !noreply => Reply::End.encode(out),
+                    Ok(()) if !noreply => conn.write(Reply::End),
                     Ok(()) => {}
-                    Err(e) => return server_error(out, &e, noreply),
+                    Err(e) => return server_error(conn, &e, noreply),
                 }
             }
             Command::FlushAll { noreply } => match store.flush_all().await {
-                Ok(()) if !noreply => Reply::Ok.encode(out),
+                Ok(()) if !noreply => conn.write(Reply::Ok),
                 Ok(()) => {}
-                Err(e) => return server_error(out, &e, noreply),
+                Err(e) => return server_error(conn, &e, noreply),
             },
-            Command::Version => Reply::Version(crate::VERSION).encode(out),
+            Command::Version => conn.write(Reply::Version(crate::VERSION)),
             Command::Stats => stats::encode(
-                out,
+                |reply| conn.write(reply),
                 &self.shared.counters,
                 &store.stats(),
                 store.disk_bytes(),
             ),
             Command::Quit => return Flow::Close,
             Command::Shutdown if self.shared.config.allow_shutdown => return Flow::Shutdown,
-            Command::Shutdown => Reply::Error(ProtocolError::UnknownCommand).encode(out),
+            Command::Shutdown => conn.write(Reply::Error(ProtocolError::UnknownCommand)),
         }
         Flow::Continue
     }
 
-    async fn set(&mut self, set: Set, out: &mut Vec<u8>) {
+    async fn set(&mut self, set: Set, conn: &mut Connection) {
         bump(&self.shared.counters.cmd_set, 1);
         let expires = set.expires_at_ms(now_ms());
         let store = &self.shared.store;
         match store.put_pending(&set.queues, set.flags, expires, &set.data) {
             Ok(pending) => {
                 let unsynced = &mut self.unsynced;
-                if unsynced.writes.is_empty() {
-                    unsynced.replies_from = out.len();
-                }
+                unsynced.replies_from.get_or_insert(conn.mark());
                 unsynced.writes.push(pending);
                 unsynced.noreply.push(set.noreply);
                 unsynced.items += set.queues.len() as u64;
                 if !set.noreply {
-                    Reply::Stored.encode(out);
+                    conn.write(Reply::Stored);
                 }
                 if self.unsynced.writes.len() >= MAX_UNSYNCED {
-                    self.settle(out).await;
+                    self.settle(conn).await;
                 }
             }
             Err(e) => {
-                self.settle(out).await;
-                server_error(out, &e, set.noreply);
+                self.settle(conn).await;
+                server_error(conn, &e, set.noreply);
             }
         }
     }
 
     /// Makes the pending sets durable (one flush for all). Their `STORED` replies are already
-    /// at the end of `out`; if the sync failed, they become `SERVER_ERROR` lines.
-    pub(crate) async fn settle(&mut self, out: &mut Vec<u8>) {
+    /// at the end of the output (unflushed: every flush settles first); if the sync failed,
+    /// they become `SERVER_ERROR` lines.
+    pub(crate) async fn settle(&mut self, conn: &mut Connection) {
         if self.unsynced.writes.is_empty() {
             return;
         }
@@ -160,10 +159,12 @@ impl Session {
             Ok(()) => bump(&self.shared.counters.total_items, unsynced.items),
             Err(e) => {
                 log::error!("{}", e);
-                out.truncate(unsynced.replies_from);
+                if let Some(mark) = unsynced.replies_from {
+                    conn.truncate_to(mark);
+                }
                 for noreply in unsynced.noreply {
                     if !noreply {
-                        Reply::ServerError(&e.to_string()).encode(out);
+                        conn.write(Reply::ServerError(&e.to_string()));
                     }
                 }
             }
@@ -173,49 +174,52 @@ impl Session {
     }
 
     /// Settles, then writes the gathered replies out.
-    pub(crate) async fn settle_and_write(
-        &mut self,
-        stream: &TcpStream,
-        out: &mut Vec<u8>,
-    ) -> std::io::Result<()> {
-        self.settle(out).await;
-        write_out(stream, out, &self.shared).await
+    pub(crate) async fn settle_and_flush(&mut self, conn: &mut Connection) -> std::io::Result<()> {
+        self.settle(conn).await;
+        conn.flush().await
+    }
+
+    /// Writes the gathered replies now if they are past the connection's high-water mark, so
+    /// a long batch or a `get` of many large items never holds them all.
+    pub(crate) async fn write_early(&mut self, conn: &mut Connection) -> std::io::Result<()> {
+        if conn.over_high_water() {
+            self.settle_and_flush(conn).await?;
+        }
+        Ok(())
     }
 
     /// Keys are served left to right; an error line replaces `END` and ends the command.
-    async fn get(&mut self, get: Get, input: &mut Input, out: &mut Vec<u8>) -> Flow {
+    async fn get(&mut self, get: Get, conn: &mut Connection) -> Flow {
         for key in &get.keys {
-            match self.get_key(key, input).await {
-                Ok(Some(item)) => Reply::Value {
+            match self.get_key(key, conn).await {
+                Ok(Some(item)) => conn.write(Reply::Value {
                     key: &key.raw,
                     flags: item.flags(),
                     data: item.data(),
-                }
-                .encode(out),
+                }),
                 Ok(None) => {}
                 Err(KeyError::Protocol(error)) => {
-                    Reply::Error(error).encode(out);
+                    conn.write(Reply::Error(error));
                     return Flow::Continue;
                 }
-                Err(KeyError::Store(error)) => return server_error(out, &error, false),
+                Err(KeyError::Store(error)) => return server_error(conn, &error, false),
             }
-            if self.gone {
-                return Flow::Close;
-            }
-            if out.len() >= OUT_HIGH_WATER
-                && write_out(input.stream(), out, &self.shared).await.is_err()
-            {
+            if self.gone || self.write_early(conn).await.is_err() {
                 return Flow::Close;
             }
         }
-        match get.error {
-            Some(error) => Reply::Error(error).encode(out),
-            None => Reply::End.encode(out),
-        }
+        conn.write(match get.error {
+            Some(error) => Reply::Error(error),
+            None => Reply::End,
+        });
         Flow::Continue
     }
 
-    async fn get_key(&mut self, key: &Key, input: &mut Input) -> Result<Option<Item>, KeyError> {
+    async fn get_key(
+        &mut self,
+        key: &Key,
+        conn: &mut Connection,
+    ) -> Result<Option<Item>, KeyError> {
         let options = key.options;
         let counters = &self.shared.counters;
         bump(
@@ -251,7 +255,7 @@ impl Session {
             if mode != ReadMode::Peek && self.holds(target) {
                 return Err(KeyError::Protocol(ProtocolError::CloseCurrentItemFirst));
             }
-            match self.read(target, mode, options.timeout_ms, input).await? {
+            match self.read(target, mode, options.timeout_ms, conn).await? {
                 Some((item, lease)) => {
                     if let Some(lease) = lease {
                         self.leases.insert(target.clone(), lease);
@@ -301,7 +305,7 @@ impl Session {
         target: &Target,
         mode: ReadMode,
         timeout_ms: Option<u64>,
-        input: &mut Input,
+        conn: &mut Connection,
     ) -> Result<Option<(Item, Option<Lease>)>, queue::Error> {
         let store = &self.shared.store;
         let (queue, cursor) = (target.queue.as_str(), target.cursor.as_deref());
@@ -320,7 +324,7 @@ impl Session {
                 false
             };
             let gone = async {
-                input.closed().await;
+                conn.closed().await;
                 true
             };
             timeout.or(stop).or(gone).await
@@ -335,11 +339,11 @@ impl Session {
     }
 }
 
-/// Encodes a storage failure (unless `noreply`); the connection goes on.
-fn server_error(out: &mut Vec<u8>, error: &queue::Error, noreply: bool) -> Flow {
+/// Replies a storage failure (unless `noreply`); the connection goes on.
+fn server_error(conn: &mut Connection, error: &queue::Error, noreply: bool) -> Flow {
     log::error!("{}", error);
     if !noreply {
-        Reply::ServerError(&error.to_string()).encode(out);
+        conn.write(Reply::ServerError(&error.to_string()));
     }
     Flow::Continue
 }

@@ -1,4 +1,4 @@
-//! Server-wide counters and the `stats` reply.
+//! Server-wide counters and the `stats` reply. Imports nothing of the server.
 
 use crate::protocol::Reply;
 use crate::queue::{now_ms, QueueStats};
@@ -44,8 +44,13 @@ pub fn bump(counter: &AtomicU64, by: u64) {
     counter.fetch_add(by, Ordering::Relaxed);
 }
 
-/// Encodes the whole `stats` reply, `END` included, in SPEC.md's order.
-pub fn encode(out: &mut Vec<u8>, counters: &Counters, queues: &[QueueStats], disk_bytes: u64) {
+/// Hands the whole `stats` reply to `emit` line by line, `END` included, in SPEC.md's order.
+pub fn encode(
+    mut emit: impl FnMut(Reply),
+    counters: &Counters,
+    queues: &[QueueStats],
+    disk_bytes: u64,
+) {
     let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
     let items: u64 = queues.iter().map(|q| q.items).sum();
     let bytes: u64 = queues.iter().map(|q| q.bytes).sum();
@@ -71,7 +76,7 @@ pub fn encode(out: &mut Vec<u8>, counters: &Counters, queues: &[QueueStats], dis
         ("rss_bytes", &rss_bytes()),
     ];
     for (name, value) in globals {
-        Reply::Stat(name, value).encode(out);
+        emit(Reply::Stat(name, value));
     }
     for queue in queues {
         let q = &queue.name;
@@ -85,7 +90,7 @@ pub fn encode(out: &mut Vec<u8>, counters: &Counters, queues: &[QueueStats], dis
             ("age_ms", queue.age_ms),
         ];
         for (name, value) in per_queue {
-            Reply::Stat(&format!("queue_{q}_{name}"), &value).encode(out);
+            emit(Reply::Stat(&format!("queue_{q}_{name}"), &value));
         }
         for cursor in &queue.cursors {
             let c = &cursor.name;
@@ -95,11 +100,11 @@ pub fn encode(out: &mut Vec<u8>, counters: &Counters, queues: &[QueueStats], dis
                 ("open_transactions", cursor.open_transactions),
             ];
             for (name, value) in per_cursor {
-                Reply::Stat(&format!("queue_{q}.{c}_{name}"), &value).encode(out);
+                emit(Reply::Stat(&format!("queue_{q}.{c}_{name}"), &value));
             }
         }
     }
-    Reply::End.encode(out);
+    emit(Reply::End);
 }
 
 /// Resident memory of this process (Linux; 0 elsewhere).
