@@ -47,7 +47,7 @@ struct Options {
     sync: SyncMode,
 
     /// sled's page cache, in MiB.
-    #[structopt(long, default_value = "16")]
+    #[structopt(long, default_value = queue::DEFAULT_CACHE_MB)]
     cache_mb: u64,
 
     /// Largest item accepted, in bytes.
@@ -73,7 +73,7 @@ struct Options {
 
     /// Refuse new items while the data directory's filesystem has less free space than this
     /// (MiB), so storage never runs out under the queues; 0 disables the check.
-    #[structopt(long, default_value = "64")]
+    #[structopt(long, default_value = queue::DEFAULT_MIN_FREE_MB)]
     min_free_mb: u64,
 
     /// Most items a queue may hold (default: unlimited).
@@ -179,14 +179,23 @@ fn parse_sync(text: &str) -> anyhow::Result<SyncMode> {
 }
 
 /// The first SIGTERM/SIGINT starts a graceful stop; a second one exits at once (for an
-/// operator whose stop hangs on a stuck client or disk).
-fn stop_on_signals(server: server::ShutdownHandle) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+/// operator whose stop hangs on a stuck client or disk). SIGUSR1 compacts the data directory
+/// now, whatever the watcher's thresholds say (for operators, and for tests that must not
+/// wait for the watcher's timer).
+fn handle_signals(server: server::ShutdownHandle, store: Store) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1])?;
     std::thread::Builder::new()
         .name("tern-signals".into())
         .spawn(move || {
             for signal in signals.forever() {
+                if signal == SIGUSR1 {
+                    log::info!("signal {}: compacting", signal);
+                    if let Err(e) = store.compact() {
+                        log::error!("compaction failed (the current database stays in use): {e}");
+                    }
+                    continue;
+                }
                 if server.is_shutting_down() {
                     log::warn!("signal {} again: exiting now", signal);
                     std::process::exit(1);
@@ -243,9 +252,9 @@ fn main() -> anyhow::Result<()> {
             run: release_memory,
         }),
     };
-    let server = server::Server::new(server_config, store);
+    let server = server::Server::new(server_config, store.clone());
     // Before the pid file appears, so that whoever waits for it can already stop us.
-    stop_on_signals(server.shutdown_handle()).context("cannot handle signals")?;
+    handle_signals(server.shutdown_handle(), store).context("cannot handle signals")?;
     if let Some(path) = &options.pid_file {
         std::fs::write(path, format!("{}\n", std::process::id()))
             .with_context(|| format!("cannot write the pid file {}", path.display()))?;

@@ -5,12 +5,23 @@ use super::SyncMode;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-/// sled's page cache unless told otherwise, in MiB.
-pub const DEFAULT_CACHE_MB: u64 = 16;
-/// Free space kept in reserve on the data directory's filesystem unless told otherwise, in MiB.
-pub const DEFAULT_MIN_FREE_MB: u64 = 64;
+/// sled's page cache unless told otherwise, in MiB (text, as the command line shows it).
+pub const DEFAULT_CACHE_MB: &str = "16";
+/// Free space kept in reserve on the data directory's filesystem unless told otherwise, in
+/// MiB (text, as the command line shows it).
+pub const DEFAULT_MIN_FREE_MB: &str = "64";
 
-const MIB: u64 = 1024 * 1024;
+/// Bytes in `mib` MiB, where `mib` is one of the decimal defaults above.
+const fn mib(mib: &str) -> u64 {
+    let digits = mib.as_bytes();
+    let mut value = 0;
+    let mut i = 0;
+    while i < digits.len() {
+        value = value * 10 + (digits[i] - b'0') as u64;
+        i += 1;
+    }
+    value * 1024 * 1024
+}
 
 /// How to open the store.
 #[derive(Debug, Clone)]
@@ -37,11 +48,11 @@ impl Config {
     pub fn new(path: impl Into<PathBuf>) -> Config {
         Config {
             path: path.into(),
-            cache_bytes: DEFAULT_CACHE_MB * MIB,
+            cache_bytes: mib(DEFAULT_CACHE_MB),
             sync: SyncMode::Always,
             limits: Limits::default(),
             queue_limits: HashMap::new(),
-            min_free_bytes: DEFAULT_MIN_FREE_MB * MIB,
+            min_free_bytes: mib(DEFAULT_MIN_FREE_MB),
         }
     }
 
