@@ -20,9 +20,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const RELEASE_MEMORY_AFTER: Duration = Duration::from_secs(10);
 
 /// Returns the calling thread's free mimalloc pages to the system. mimalloc does that by
-/// itself only while the thread allocates, so an idle server would keep what a drained
-/// backlog used (197 MiB after 4 GiB; 37–44 MiB with this, benches/README.md). Forced, it takes
-/// up to ~9 ms on a busy heap, hence only when idle.
+/// itself only while the thread allocates, so an idle server would keep most of what a drained
+/// backlog used. Forced, it takes milliseconds on a busy heap, hence only when idle (both
+/// measured in benches/README.md).
 fn release_memory() {
     // SAFETY: mi_collect has no preconditions; it frees only memory no longer in use.
     unsafe { libmimalloc_sys::mi_collect(true) }
