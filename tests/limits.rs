@@ -3,8 +3,7 @@
 
 mod common;
 
-use common::{Conn, Server};
-use std::io::Write;
+use common::{config_file, Conn, Server};
 
 fn set(conn: &mut Conn, queue: &str, data: &str) -> Vec<u8> {
     conn.send(format!("set {queue} 0 0 {}\r\n{data}\r\n", data.len()).as_bytes());
@@ -29,10 +28,7 @@ fn max_items_refuses_when_full_and_accepts_after_a_read() {
     assert_eq!(set(&mut conn, "r", "1"), b"STORED\r\n");
     assert_eq!(set(&mut conn, "r", "2"), b"STORED\r\n");
     conn.send(b"set r 0 0 1 noreply\r\n3\r\n");
-    conn.roundtrip(
-        b"version\r\n",
-        format!("VERSION {}\r\n", common::version_string()).as_bytes(),
-    );
+    conn.roundtrip(b"version\r\n", &common::version_reply());
 }
 
 #[test]
@@ -63,13 +59,9 @@ fn discard_old_drops_the_oldest_waiting_items() {
 
 #[test]
 fn config_file_sets_limits_per_queue_over_the_defaults() {
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    writeln!(
-        file,
-        "[defaults]\nmax_items = 5\n\n[queues.tiny]\nmax_items = 1\n\n[queues.ring]\nmax_items = 2\ndiscard_old = true\n"
-    )
-    .unwrap();
-    let path = file.path().to_str().unwrap().to_string();
+    let (_dir, path) = config_file(
+        "[defaults]\nmax_items = 5\n\n[queues.tiny]\nmax_items = 1\n\n[queues.ring]\nmax_items = 2\ndiscard_old = true\n\n",
+    );
     let server = Server::start_with(&["--config", &path]);
     let mut conn = Conn::connect(&server);
     assert_eq!(set(&mut conn, "tiny", "a"), b"STORED\r\n");
@@ -92,14 +84,13 @@ fn config_file_sets_limits_per_queue_over_the_defaults() {
 
 #[test]
 fn a_bad_config_file_stops_start_up_with_a_message() {
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    writeln!(file, "[queues.q]\nmax_itemz = 1\n").unwrap();
+    let (_dir, path) = config_file("[queues.q]\nmax_itemz = 1\n\n");
     let data = tempfile::tempdir().unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
         .args(["--listen", "127.0.0.1:0", "--data"])
         .arg(data.path())
         .arg("--config")
-        .arg(file.path())
+        .arg(&path)
         .output()
         .unwrap();
     assert!(!output.status.success());
