@@ -828,14 +828,13 @@ fn kill9_during_cursor_reads_skips_nothing() {
     let mut seen_before = Vec::new();
     for round in 1..=CRASHES {
         let (producers, readers, _done) = run(None);
+        // Crash once every reader has read a good number; a slow machine settles for less
+        // after 8 s, but never for nothing.
         let t0 = Instant::now();
-        loop {
-            thread::sleep(Duration::from_millis(50));
+        wait_until("every cursor reader to read before the crash", || {
             let min_seen = seen.lock().unwrap().iter().map(|v| v.len()).min().unwrap();
-            if min_seen >= 600 * round || t0.elapsed() > Duration::from_secs(8) {
-                break;
-            }
-        }
+            min_seen >= 600 * round || (min_seen > 0 && t0.elapsed() > Duration::from_secs(8))
+        });
         s.kill9();
         join_all(producers);
         join_all(readers);
@@ -1103,7 +1102,8 @@ fn late_abort_after_queue_delete_does_not_recreate_it() {
     a.roundtrip(b"get q.c/abort\r\n", b"END\r\n");
     a.roundtrip(b"get q/close\r\n", b"END\r\n");
     a.close();
-    thread::sleep(Duration::from_millis(200));
+    // Until the server has finished with `a`'s disconnect.
+    m.wait_stat("curr_connections", "1");
     let stats = queue_stats(&mut m);
     let names: Vec<&str> = stats.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, expected_names(&[("other", &[])]), "stats: {stats:?}");

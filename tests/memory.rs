@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Conn, Server};
+use common::{wait_until, Conn, Server};
 use std::time::Duration;
 
 #[test]
@@ -53,11 +53,16 @@ fn incomplete_items_cost_at_most_one_item_per_connection() {
     let before = monitor.stat_u64("rss_bytes");
     // 40 connections each hold an unfinished 1 MiB set: at most ~1 MiB buffered per connection.
     let mut conns: Vec<Conn> = (0..40).map(|_| Conn::connect(&server)).collect();
+    let header = b"set q 0 0 1048576\r\n";
     for conn in &mut conns {
-        conn.send(b"set q 0 0 1048576\r\n");
+        conn.send(header);
         conn.send(&vec![b'y'; 1048576 - 1]);
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // Measure once the server has read all of it (sending only filled the socket buffers).
+    let sent = 40 * (header.len() + 1048576 - 1) as u64;
+    wait_until("the server to read the 40 unfinished sets", || {
+        monitor.stat_u64("bytes_read") >= sent
+    });
     let during = monitor.stat_u64("rss_bytes");
     let bound = 40 * (1024 * 1024 + 64 * 1024) + 32 * 1024 * 1024;
     assert!(

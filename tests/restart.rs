@@ -255,11 +255,13 @@ fn kill9_under_write_load_loses_no_acknowledged_item() {
             })
         })
         .collect();
-    // Let a good number of writes through, then crash.
+    // Let a good number of writes through (a slow machine settles for less after 20 s, but
+    // never for none), then crash.
     let t0 = std::time::Instant::now();
-    while total.load(Ordering::SeqCst) < 400 && t0.elapsed() < Duration::from_secs(20) {
-        thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("writes to be acknowledged before the crash", || {
+        let total = total.load(Ordering::SeqCst);
+        total >= 400 || (total > 0 && t0.elapsed() > Duration::from_secs(20))
+    });
     s.kill9();
     stop.store(true, Ordering::SeqCst);
     for h in handles {
@@ -343,10 +345,13 @@ fn kill9_while_consuming_loses_nothing() {
             }
         })
     };
+    // Crash after a good number of reads (a slow machine settles for less after 20 s, but
+    // never for none).
     let t0 = std::time::Instant::now();
-    while consumed.lock().unwrap().len() < 100 && t0.elapsed() < Duration::from_secs(20) {
-        thread::sleep(Duration::from_millis(2));
-    }
+    wait_until("reads before the crash", || {
+        let consumed = consumed.lock().unwrap().len();
+        consumed >= 100 || (consumed > 0 && t0.elapsed() > Duration::from_secs(20))
+    });
     s.kill9();
     consumer.join().unwrap();
     s.restart();

@@ -464,7 +464,7 @@ fn open_close_reliable_read() {
     other.roundtrip(b"get work\r\n", b"END\r\n");
     // hello was confirmed: it is gone for good even after disconnect.
     drop(c);
-    thread::sleep(Duration::from_millis(100));
+    other.wait_stat("curr_connections", "1");
     other.roundtrip(b"get work\r\n", b"END\r\n");
 }
 
@@ -542,7 +542,7 @@ fn close_open_in_one_round_trip_either_order() {
     assert_eq!(c.stat("queue_q_open_transactions").as_deref(), Some("0"));
     drop(c);
     let mut other = Conn::connect(&s);
-    thread::sleep(Duration::from_millis(100));
+    other.wait_stat("curr_connections", "1");
     other.roundtrip(b"get q\r\n", b"END\r\n");
 }
 

@@ -297,6 +297,13 @@ impl Conn {
         self.roundtrip(&req, b"STORED\r\n");
     }
 
+    /// Send `set <q> 0 0 <len>` and return the reply line, whatever it is.
+    #[track_caller]
+    pub fn set_reply(&mut self, queue: &str, data: &[u8]) -> Vec<u8> {
+        self.send(&set_req(queue, 0, 0, data));
+        self.read_line()
+    }
+
     /// Send `get <key>` and parse a reply of at most one VALUE block.
     /// Returns (flags, data); asserts the VALUE line echoes the key.
     #[track_caller]
