@@ -112,8 +112,10 @@ fn blocking_get_with_timeout() {
     assert!(t0.elapsed() >= Duration::from_millis(250));
 
     let port = s.port();
+    let mut monitor = Conn::connect(&s);
     let producer = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(300));
+        // Set once the reader below is waiting.
+        monitor.wait_stat("queue_idle_waiters", "1");
         let url = format!("memcache://127.0.0.1:{port}?protocol=ascii&timeout=10");
         let p = Client::connect(url.as_str()).unwrap();
         p.set("idle", "late", 0).unwrap();

@@ -4,62 +4,19 @@
 
 mod common;
 
-use common::{Conn, Server};
+use common::{get_pipelined, set_pipelined, Conn, Server};
 use std::time::{Duration, Instant};
 
 const ITEM: usize = 1024;
 
-/// Sends `count` sets (pipelined) and checks every reply.
+/// Sets `count` items of `ITEM` bytes, tagged `<tag>-<i>-`, pipelined.
 fn fill(conn: &mut Conn, queue: &str, count: usize, tag: &str) {
-    let mut sent = 0;
-    while sent < count {
-        let batch = (count - sent).min(256);
-        let mut request = Vec::with_capacity(batch * (ITEM + 32));
-        for i in sent..sent + batch {
-            let mut payload = format!("{tag}-{i:08}-").into_bytes();
-            payload.resize(ITEM, b'.');
-            request.extend_from_slice(format!("set {queue} 0 0 {ITEM}\r\n").as_bytes());
-            request.extend_from_slice(&payload);
-            request.extend_from_slice(b"\r\n");
-        }
-        conn.send(&request);
-        for _ in 0..batch {
-            assert_eq!(conn.read_line(), b"STORED\r\n");
-        }
-        sent += batch;
-    }
-}
-
-/// Takes one item; `None` on an empty queue.
-fn take(conn: &mut Conn, queue: &str) -> Option<Vec<u8>> {
-    conn.send(format!("get {queue}\r\n").as_bytes());
-    let line = conn.read_line();
-    if line == b"END\r\n" {
-        return None;
-    }
-    assert!(line.starts_with(b"VALUE"), "{}", common::esc(&line));
-    let data = conn.read_exact(ITEM + 2);
-    assert_eq!(conn.read_line(), b"END\r\n");
-    Some(data)
-}
-
-/// Takes `count` items (pipelined).
-fn drain(conn: &mut Conn, queue: &str, count: usize) {
-    let mut taken = 0;
-    while taken < count {
-        let batch = (count - taken).min(256);
-        conn.send(format!("get {queue}\r\n").repeat(batch).as_bytes());
-        for _ in 0..batch {
-            let line = conn.read_line();
-            if line.starts_with(b"VALUE") {
-                conn.read_exact(ITEM + 2);
-                assert_eq!(conn.read_line(), b"END\r\n");
-            } else {
-                assert_eq!(line, b"END\r\n");
-            }
-        }
-        taken += batch;
-    }
+    let payloads = (0..count).map(|i| {
+        let mut payload = format!("{tag}-{i:08}-").into_bytes();
+        payload.resize(ITEM, b'.');
+        payload
+    });
+    set_pipelined(conn, queue, payloads, 256);
 }
 
 fn store_dirs(server: &Server) -> Vec<String> {
@@ -82,7 +39,7 @@ fn kill9_during_compaction_loses_nothing() {
         let tag = format!("r{round}");
         fill(&mut conn, "keep", 200, &tag);
         fill(&mut conn, "bulk", 80 * 1024, &tag);
-        drain(&mut conn, "bulk", 80 * 1024);
+        get_pipelined(&mut conn, "bulk", 80 * 1024, 256);
         let before = store_dirs(&server);
         // SIGUSR1 compacts now (no waiting for the watcher's timer and thresholds). Wait for
         // the copy to start (a new store directory), then kill at once or a bit later.
@@ -107,15 +64,17 @@ fn kill9_during_compaction_loses_nothing() {
         let mut conn = Conn::connect(&server);
         for i in 0..200 {
             let want = format!("{tag}-{i:08}-");
-            let data = take(&mut conn, "keep").unwrap_or_else(|| panic!("{want} lost"));
+            let data = conn
+                .get_data("keep")
+                .unwrap_or_else(|| panic!("{want} lost"));
             assert!(
                 data.starts_with(want.as_bytes()),
                 "expected {want}, got {}",
                 common::esc(&data[..24])
             );
         }
-        assert_eq!(take(&mut conn, "keep"), None);
+        assert_eq!(conn.get_data("keep"), None);
         // Removals are at-least-once across a crash: drained items may be back; take them.
-        while take(&mut conn, "bulk").is_some() {}
+        while conn.get_data("bulk").is_some() {}
     }
 }

@@ -171,15 +171,12 @@ fn read_value(c: &mut Conn, key: &str) -> Reply {
 
 /// Everything `get <key>` returns until the queue (or cursor) is empty.
 fn drain(c: &mut Conn, key: &str) -> Vec<Id> {
-    let mut out = Vec::new();
-    loop {
-        match get(c, key) {
-            Reply::Item(id) => out.push(id),
-            Reply::Empty => return out,
-            Reply::Broken => panic!("drain {key}: connection broken"),
-            Reply::Bad(e) => panic!("drain {key}: {e}"),
-        }
-    }
+    drain_by(key, || match get(c, key) {
+        Reply::Item(id) => Some(id),
+        Reply::Empty => None,
+        Reply::Broken => panic!("drain {key}: connection broken"),
+        Reply::Bad(e) => panic!("drain {key}: {e}"),
+    })
 }
 
 /// Block until the server closes the connection (the kill is on its way).
@@ -952,10 +949,7 @@ fn crash_loop_sync_never_restarts_and_keeps_flushed_items() {
         let ping = format!("ping-{round}");
         c.set("ping", ping.as_bytes());
         assert_eq!(c.get_data("ping"), Some(ping.into_bytes()));
-        c.roundtrip(
-            b"version\r\n",
-            format!("VERSION {}\r\n", version_string()).as_bytes(),
-        );
+        c.roundtrip(b"version\r\n", &version_reply());
     }
 
     let mut c = Conn::connect(&s);

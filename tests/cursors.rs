@@ -14,34 +14,12 @@ use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------- helpers
 
-const WAIT: Duration = Duration::from_secs(20);
-
-/// `get <key>` must return exactly this one item (flags 0).
-#[track_caller]
-fn expect_item(c: &mut Conn, key: &str, data: &[u8]) {
-    c.roundtrip(
-        format!("get {key}\r\n").as_bytes(),
-        &value_reply(key, 0, data),
-    );
-}
-
 /// `set` each item (flags 0) into `queue`.
 #[track_caller]
 fn set_all(c: &mut Conn, queue: &str, items: &[&str]) {
     for i in items {
         c.set(queue, i.as_bytes());
     }
-}
-
-/// Read `key` until END; returns the payloads.
-#[track_caller]
-fn drain(c: &mut Conn, key: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    while let Some(d) = c.get_data(key) {
-        out.push(String::from_utf8(d).unwrap());
-        assert!(out.len() < 1_000_000, "drain of {key} does not end");
-    }
-    out
 }
 
 /// The `queue_…` part of `stats`, in order.
@@ -140,23 +118,6 @@ fn try_set(c: &mut Conn, queue: &str, data: &[u8]) -> bool {
     }
 }
 
-/// Parse `p<producer>-<seq>`.
-fn parse_item(d: &[u8]) -> (usize, u64) {
-    let s = std::str::from_utf8(d).expect("utf8 item");
-    let (p, n) = s
-        .strip_prefix('p')
-        .and_then(|r| r.split_once('-'))
-        .unwrap_or_else(|| panic!("unexpected item {s:?}"));
-    (p.parse().unwrap(), n.parse().unwrap())
-}
-
-fn join_all<T>(handles: Vec<thread::JoinHandle<T>>) -> Vec<T> {
-    handles
-        .into_iter()
-        .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-        .collect()
-}
-
 // ---------------------------------------------------------------- basics
 
 #[test]
@@ -203,7 +164,7 @@ fn cursor_advances_without_removing_items() {
     expect_item(&mut c, "q.c2", b"2");
     // Plain readers still get everything.
     let mut p = Conn::connect(&s);
-    assert_eq!(drain(&mut p, "q"), ["1", "2", "3"]);
+    assert_eq!(p.drain_strings("q"), ["1", "2", "3"]);
     // c2 was behind: it continues from the (now empty) head.
     expect_end(&mut c, "q.c2");
 }
@@ -344,7 +305,7 @@ fn close_confirms_without_removing_from_the_queue() {
     // other cursors still get both items.
     expect_item(&mut c, "q.other", b"1");
     let mut p = Conn::connect(&s);
-    assert_eq!(drain(&mut p, "q"), ["1", "2"]);
+    assert_eq!(p.drain_strings("q"), ["1", "2"]);
 }
 
 // ---------------------------------------------------------------- failed-read queue
@@ -388,9 +349,9 @@ fn disconnect_puts_open_cursor_reads_into_the_failed_read_queue() {
     expect_item(&mut b, "q.c/open", b"2");
     b.close();
     a.close();
-    m.wait_stat("queue_q.c_open_transactions", "0", WAIT);
-    m.wait_stat("queue_q.d_open_transactions", "0", WAIT);
-    m.wait_stat("queue_q.c_failed_items", "2", WAIT);
+    m.wait_stat("queue_q.c_open_transactions", "0");
+    m.wait_stat("queue_q.d_open_transactions", "0");
+    m.wait_stat("queue_q.c_failed_items", "2");
     expect_item(&mut m, "q.c", b"1");
     expect_item(&mut m, "q.c", b"2");
     expect_item(&mut m, "q.c", b"3");
@@ -402,7 +363,7 @@ fn disconnect_puts_open_cursor_reads_into_the_failed_read_queue() {
     expect_item(&mut q, "q.e/open", b"1");
     q.send(b"quit\r\n");
     q.expect_closed();
-    m.wait_stat("queue_q.e_open_transactions", "0", WAIT);
+    m.wait_stat("queue_q.e_open_transactions", "0");
     expect_item(&mut m, "q.e", b"1");
     expect_item(&mut m, "q.e", b"2");
 }
@@ -420,9 +381,9 @@ fn failed_read_copy_survives_plain_readers_consuming_the_source() {
     expect_item(&mut d, "q.d/open", b"x");
     // Plain readers consume everything meanwhile (also the open one's source item).
     let mut p = Conn::connect(&s);
-    assert_eq!(drain(&mut p, "q"), ["x", "y"]);
+    assert_eq!(p.drain_strings("q"), ["x", "y"]);
     d.close();
-    p.wait_stat("queue_q.d_failed_items", "1", WAIT);
+    p.wait_stat("queue_q.d_failed_items", "1");
     // The cursor still gets its failed read, then continues from the (empty) head.
     expect_item(&mut c, "q.c/peek", b"x");
     expect_item(&mut c, "q.c", b"x");
@@ -454,9 +415,9 @@ fn blocking_cursor_read_woken_while_a_plain_waiter_waits_too() {
     let s = Server::start();
     let mut m = Conn::connect(&s);
     let mut pw = waiting_conn(&s, b"get q/open/t=20000\r\n");
-    m.wait_stat("queue_q_waiters", "1", WAIT);
+    m.wait_stat("queue_q_waiters", "1");
     let mut cw = waiting_conn(&s, b"get q.c/t=2000\r\n");
-    m.wait_stat("queue_q_waiters", "2", WAIT);
+    m.wait_stat("queue_q_waiters", "2");
     let mut prod = Conn::connect(&s);
     prod.set("q", b"one");
     cw.expect(b"VALUE q.c/t=2000 0 3\r\none\r\nEND\r\n");
@@ -472,10 +433,10 @@ fn cursor_waiter_does_not_steal_wake_ups_from_plain_waiters() {
     let s = Server::start();
     let mut m = Conn::connect(&s);
     let mut cw = waiting_conn(&s, b"get q.c/t=20000\r\n");
-    m.wait_stat("queue_q_waiters", "1", WAIT);
+    m.wait_stat("queue_q_waiters", "1");
     let mut p1 = waiting_conn(&s, b"get q/open/t=20000\r\n");
     let mut p2 = waiting_conn(&s, b"get q/open/t=20000\r\n");
-    m.wait_stat("queue_q_waiters", "3", WAIT);
+    m.wait_stat("queue_q_waiters", "3");
     m.set("q", b"one");
     cw.expect(b"VALUE q.c/t=20000 0 3\r\none\r\nEND\r\n");
     m.set("q", b"two");
@@ -496,9 +457,9 @@ fn plain_consumer_and_cursor_waiters_are_both_served() {
     let s = Server::start();
     let mut m = Conn::connect(&s);
     let mut cw = waiting_conn(&s, b"get q.c/t=20000\r\n");
-    m.wait_stat("queue_q_waiters", "1", WAIT);
+    m.wait_stat("queue_q_waiters", "1");
     let mut pw = waiting_conn(&s, b"get q/t=20000\r\n");
-    m.wait_stat("queue_q_waiters", "2", WAIT);
+    m.wait_stat("queue_q_waiters", "2");
     m.set("q", b"a");
     // The consuming plain waiter must get the item, whoever was woken first.
     pw.expect(b"VALUE q/t=20000 0 1\r\na\r\nEND\r\n");
@@ -526,7 +487,7 @@ fn blocking_cursor_read_waits_when_the_cursor_is_at_the_tail() {
     let mut w = Conn::connect(&s);
     w.set_timeout(Duration::from_secs(30));
     w.send(b"get q.c/open/t=20000\r\n");
-    m.wait_stat("queue_q_waiters", "1", WAIT);
+    m.wait_stat("queue_q_waiters", "1");
     w.expect_silence(Duration::from_millis(200));
     m.set("q", b"new");
     w.expect(b"VALUE q.c/open/t=20000 0 3\r\nnew\r\nEND\r\n");
@@ -545,9 +506,9 @@ fn disconnected_cursor_waiter_does_not_advance_the_cursor() {
     let mut w = Conn::connect(&s);
     w.send(b"get q.c/t=20000\r\n");
     let mut m = Conn::connect(&s);
-    m.wait_stat("queue_q_waiters", "1", WAIT);
+    m.wait_stat("queue_q_waiters", "1");
     w.close();
-    m.wait_stat("queue_q_waiters", "0", WAIT);
+    m.wait_stat("queue_q_waiters", "0");
     m.set("q", b"a");
     expect_item(&mut m, "q.c", b"a");
 }
@@ -594,7 +555,7 @@ fn persistence_check(s: &Server, crashed: bool) {
     expect_item(&mut m, "q.c3", b"2");
     expect_item(&mut m, "q.c4", b"2");
     // Plain readers still have every item.
-    assert_eq!(drain(&mut m, "q"), ["1", "2", "3", "4", "5"]);
+    assert_eq!(m.drain_strings("q"), ["1", "2", "3", "4", "5"]);
     // Cursors continue after the drained head, and see new items.
     m.set("q", b"6");
     expect_item(&mut m, "q.c1", b"6");
@@ -646,8 +607,8 @@ fn ids_never_reused(crash: bool) {
     let mut s = Server::start();
     let mut m = Conn::connect(&s);
     set_all(&mut m, "q", &["a", "b", "c"]);
-    assert_eq!(drain(&mut m, "q.c"), ["a", "b", "c"]);
-    assert_eq!(drain(&mut m, "q"), ["a", "b", "c"]);
+    assert_eq!(m.drain_strings("q.c"), ["a", "b", "c"]);
+    assert_eq!(m.drain_strings("q"), ["a", "b", "c"]);
     if crash {
         m.set("barrier", b"b");
         s.kill9();
@@ -661,10 +622,10 @@ fn ids_never_reused(crash: bool) {
     expect_item(&mut m, "q.c", b"d");
     expect_item(&mut m, "q.c", b"e");
     expect_end(&mut m, "q.c");
-    assert_eq!(drain(&mut m, "q"), ["d", "e"]);
+    assert_eq!(m.drain_strings("q"), ["d", "e"]);
     // Again, without a cursor read before the restart.
     set_all(&mut m, "q", &["f"]);
-    assert_eq!(drain(&mut m, "q"), ["f"]);
+    assert_eq!(m.drain_strings("q"), ["f"]);
     if crash {
         m.set("barrier", b"b");
         s.kill9();
@@ -695,7 +656,7 @@ const PRODUCERS: usize = 4;
 /// the time budget in a debug build thanks to pipelining.
 const PER_PRODUCER: u64 = 5000;
 const CURSORS: usize = 3;
-const BATCH: u64 = 50;
+const BATCH: usize = 50;
 
 #[test]
 fn concurrent_producers_and_cursors_see_each_item_exactly_once_in_order() {
@@ -712,17 +673,7 @@ fn concurrent_producers_and_cursors_see_each_item_exactly_once_in_order() {
     for p in 0..PRODUCERS {
         handles.push(thread::spawn(move || {
             let mut c = Conn::connect_addr(addr);
-            let mut n = 0;
-            while n < PER_PRODUCER {
-                let end = (n + BATCH).min(PER_PRODUCER);
-                let mut req = Vec::new();
-                for i in n..end {
-                    req.extend(set_req("q", 0, 0, format!("p{p}-{i}").as_bytes()));
-                }
-                c.send(&req);
-                c.expect(&b"STORED\r\n".repeat((end - n) as usize));
-                n = end;
-            }
+            produce(&mut c, "q", p, 0..PER_PRODUCER, BATCH);
             Vec::new()
         }));
     }
@@ -877,14 +828,13 @@ fn kill9_during_cursor_reads_skips_nothing() {
     let mut seen_before = Vec::new();
     for round in 1..=CRASHES {
         let (producers, readers, _done) = run(None);
+        // Crash once every reader has read a good number; a slow machine settles for less
+        // after 8 s, but never for nothing.
         let t0 = Instant::now();
-        loop {
-            thread::sleep(Duration::from_millis(50));
+        wait_until("every cursor reader to read before the crash", || {
             let min_seen = seen.lock().unwrap().iter().map(|v| v.len()).min().unwrap();
-            if min_seen >= 600 * round || t0.elapsed() > Duration::from_secs(8) {
-                break;
-            }
-        }
+            min_seen >= 600 * round || (min_seen > 0 && t0.elapsed() > Duration::from_secs(8))
+        });
         s.kill9();
         join_all(producers);
         join_all(readers);
@@ -975,8 +925,8 @@ fn delete_cursor() {
     );
     assert_eq!(stat_of(&stats, "queue_q_items"), "3");
     // A new cursor of the same name starts at the head, with no failed reads.
-    assert_eq!(drain(&mut c, "q.c"), ["x", "y", "z"]);
-    assert_eq!(drain(&mut c, "q"), ["x", "y", "z"]);
+    assert_eq!(c.drain_strings("q.c"), ["x", "y", "z"]);
+    assert_eq!(c.drain_strings("q"), ["x", "y", "z"]);
 }
 
 #[test]
@@ -1000,7 +950,7 @@ fn flush_cursor_empties_failed_reads_and_moves_to_the_tail() {
     expect_end(&mut c, "q.c");
     // The queue and the other cursor are untouched.
     expect_item(&mut c, "q.d", b"2");
-    assert_eq!(drain(&mut c, "q"), ["1", "2", "3", "4", "5"]);
+    assert_eq!(c.drain_strings("q"), ["1", "2", "3", "4", "5"]);
 }
 
 #[test]
@@ -1045,7 +995,7 @@ fn flush_queue_with_cursors_and_open_reads() {
         expect_item(&mut m, k, b"4");
         expect_end(&mut m, k);
     }
-    assert_eq!(drain(&mut m, "q"), ["1", "4"]);
+    assert_eq!(m.drain_strings("q"), ["1", "4"]);
     // Another queue was untouched.
     expect_item(&mut m, "other", b"o");
 }
@@ -1075,10 +1025,10 @@ fn delete_queue_drops_its_cursors_and_failed_reads() {
     expect_item(&mut m, "q.c1", b"3");
     expect_item(&mut m, "q.c2", b"3");
     expect_end(&mut m, "q.c2");
-    assert_eq!(drain(&mut m, "q"), ["3"]);
+    assert_eq!(m.drain_strings("q"), ["3"]);
     // The other queue and its cursor were untouched.
     expect_item(&mut m, "other.c", b"o2");
-    assert_eq!(drain(&mut m, "other"), ["o1", "o2"]);
+    assert_eq!(m.drain_strings("other"), ["o1", "o2"]);
 }
 
 #[test]
@@ -1101,7 +1051,7 @@ fn late_abort_after_cursor_delete_does_not_resurrect() {
     m.set("q", b"z");
     expect_item(&mut a, "q.c/open", b"z");
     a.roundtrip(b"get q.c/close\r\n", b"END\r\n");
-    assert_eq!(drain(&mut m, "q"), ["x", "y", "z"]);
+    assert_eq!(m.drain_strings("q"), ["x", "y", "z"]);
 }
 
 #[test]
@@ -1131,12 +1081,12 @@ fn late_abort_and_close_after_queue_delete_and_recreate() {
     pc.roundtrip(b"get q/close\r\n", b"END\r\n");
 
     // The new cursors do not get the old item; nothing new was removed.
-    assert_eq!(drain(&mut m, "q.c"), ["new1", "new2"]);
-    assert_eq!(drain(&mut m, "q.d"), ["new1", "new2"]);
-    assert_eq!(drain(&mut m, "q"), ["new1", "new2"]);
+    assert_eq!(m.drain_strings("q.c"), ["new1", "new2"]);
+    assert_eq!(m.drain_strings("q.d"), ["new1", "new2"]);
+    assert_eq!(m.drain_strings("q"), ["new1", "new2"]);
     // Another queue was not touched.
     expect_item(&mut m, "other.c", b"o2");
-    assert_eq!(drain(&mut m, "other"), ["o1", "o2"]);
+    assert_eq!(m.drain_strings("other"), ["o1", "o2"]);
 }
 
 #[test]
@@ -1152,7 +1102,8 @@ fn late_abort_after_queue_delete_does_not_recreate_it() {
     a.roundtrip(b"get q.c/abort\r\n", b"END\r\n");
     a.roundtrip(b"get q/close\r\n", b"END\r\n");
     a.close();
-    thread::sleep(Duration::from_millis(200));
+    // Until the server has finished with `a`'s disconnect.
+    m.wait_stat("curr_connections", "1");
     let stats = queue_stats(&mut m);
     let names: Vec<&str> = stats.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, expected_names(&[("other", &[])]), "stats: {stats:?}");
@@ -1223,7 +1174,7 @@ fn per_cursor_stats_follow_their_queue_sorted() {
     let stats = queue_stats(&mut m);
     assert_cursor_stats(&stats, "q.b", [1, 0, 1]);
     b.close();
-    m.wait_stat("queue_q.b_open_transactions", "0", WAIT);
+    m.wait_stat("queue_q.b_open_transactions", "0");
     let stats = queue_stats(&mut m);
     assert_cursor_stats(&stats, "q.b", [2, 1, 0]);
 }
@@ -1276,14 +1227,7 @@ fn concurrent_plain_consumers_never_make_a_cursor_repeat_or_reorder() {
     for p in 0..PRODS {
         producers.push(thread::spawn(move || {
             let mut c = Conn::connect_addr(addr);
-            for chunk in (0..PER).collect::<Vec<_>>().chunks(25) {
-                let mut req = Vec::new();
-                for i in chunk {
-                    req.extend(set_req("q", 0, 0, format!("p{p}-{i}").as_bytes()));
-                }
-                c.send(&req);
-                c.expect(&b"STORED\r\n".repeat(chunk.len()));
-            }
+            produce(&mut c, "q", p, 0..PER, 25);
         }));
     }
     // A plain consumer races the cursor.
@@ -1359,7 +1303,7 @@ fn cursor_skips_expired_and_discarded_items() {
     expect_item(&mut c, "q.c", b"3");
     expect_item(&mut c, "q.c", b"4");
     expect_end(&mut c, "q.c");
-    assert_eq!(drain(&mut c, "q"), ["3", "4"]);
+    assert_eq!(c.drain_strings("q"), ["3", "4"]);
 }
 
 #[test]
@@ -1389,7 +1333,7 @@ fn failed_read_copy_survives_consumption_and_restart() {
     set_all(&mut c, "q", &["x", "y"]);
     expect_item(&mut c, "q.c/open", b"x");
     c.roundtrip(b"get q.c/abort\r\n", b"END\r\n");
-    assert_eq!(drain(&mut c, "q"), ["x", "y"]);
+    assert_eq!(c.drain_strings("q"), ["x", "y"]);
     drop(c);
     s.restart();
     let mut c = Conn::connect(&s);

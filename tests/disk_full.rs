@@ -75,12 +75,7 @@ fn disk_full_refuses_writes_keeps_reads_and_recovers() {
     let mut conn = Conn::connect(&server);
     let mut stored = 0;
     let refusal = loop {
-        let data = item(stored);
-        let mut request = format!("set q 0 0 {}\r\n", data.len()).into_bytes();
-        request.extend_from_slice(&data);
-        request.extend_from_slice(b"\r\n");
-        conn.send(&request);
-        let line = conn.read_line();
+        let line = conn.set_reply("q", &item(stored));
         if line != b"STORED\r\n" {
             break line;
         }
@@ -101,14 +96,9 @@ fn disk_full_refuses_writes_keeps_reads_and_recovers() {
 
     // Space returns: writes succeed again (the watermark is re-measured every 50 ms).
     std::fs::remove_file(&ballast).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + common::CONDITION_TIMEOUT;
     loop {
-        let data = item(stored);
-        let mut request = format!("set q 0 0 {}\r\n", data.len()).into_bytes();
-        request.extend_from_slice(&data);
-        request.extend_from_slice(b"\r\n");
-        conn.send(&request);
-        if conn.read_line() == b"STORED\r\n" {
+        if conn.set_reply("q", &item(stored)) == b"STORED\r\n" {
             stored += 1;
             break;
         }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Conn, Server};
+use common::{copy_dir, Conn, Server};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -102,17 +102,4 @@ fn a_truncated_export_is_refused() {
     .unwrap();
     let output = import.wait_with_output().unwrap();
     assert!(!output.status.success());
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }

@@ -11,60 +11,13 @@ use std::time::Duration;
 
 // ---------------------------------------------------------------- helpers
 
-#[track_caller]
-fn expect_item(c: &mut Conn, key: &str, flags: u32, data: &[u8]) {
-    c.roundtrip(
-        format!("get {key}\r\n").as_bytes(),
-        &value_reply(key, flags, data),
-    );
-}
-
-/// Read `key` until END; returns the payloads as strings.
-#[track_caller]
-fn drain(c: &mut Conn, key: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    while let Some(d) = c.get_data(key) {
-        out.push(String::from_utf8(d).unwrap());
-        assert!(out.len() < 1_000_000, "drain of {key} does not end");
-    }
-    out
-}
-
-/// A `--config` file in its own temp dir (kept alive by the returned guard).
-fn config_file(toml: &str) -> (tempfile::TempDir, String) {
-    let dir = tempfile::Builder::new()
-        .prefix("tern-test-config")
-        .tempdir()
-        .unwrap();
-    let path = dir.path().join("tern.toml");
-    std::fs::write(&path, toml).unwrap();
-    let path = path.to_str().unwrap().to_string();
-    (dir, path)
-}
-
-fn join_all<T>(handles: Vec<thread::JoinHandle<T>>) -> Vec<T> {
-    handles
-        .into_iter()
-        .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-        .collect()
-}
-
-/// Parse `p<producer>-<seq>`.
-fn parse_item(d: &str) -> (usize, u64) {
-    let (p, n) = d
-        .strip_prefix('p')
-        .and_then(|r| r.split_once('-'))
-        .unwrap_or_else(|| panic!("unexpected item {d:?}"));
-    (p.parse().unwrap(), n.parse().unwrap())
-}
-
 /// Assert `items` holds exactly the sequences 0..per of `producers`, each in order.
 #[track_caller]
 fn assert_per_producer_order(what: &str, items: &[String], producers: &[usize], per: u64) {
     let max = producers.iter().max().copied().unwrap_or(0);
     let mut seqs: Vec<Vec<u64>> = vec![Vec::new(); max + 1];
     for d in items {
-        let (p, n) = parse_item(d);
+        let (p, n) = parse_item(d.as_bytes());
         assert!(
             producers.contains(&p),
             "{what}: item {d:?} of a producer that does not write here"
@@ -104,18 +57,18 @@ fn fanout_reaches_plain_readers_and_cursors_of_every_queue() {
     c.roundtrip(b"set c+a+b 4294967295 0 4\r\n\r\n\r\n\r\n", b"STORED\r\n");
     for q in ["a", "b", "c"] {
         let k = format!("{q}.k");
-        expect_item(&mut c, &k, 5, b"abc");
-        expect_item(&mut c, &format!("{q}.late/peek"), 5, b"abc");
-        expect_item(&mut c, &k, 4294967295, b"\r\n\r\n");
+        expect_item_flags(&mut c, &k, 5, b"abc");
+        expect_item_flags(&mut c, &format!("{q}.late/peek"), 5, b"abc");
+        expect_item_flags(&mut c, &k, 4294967295, b"\r\n\r\n");
         expect_end(&mut c, &k);
         // A cursor created afterwards sees them too.
-        expect_item(&mut c, &format!("{q}.late"), 5, b"abc");
-        expect_item(&mut c, &format!("{q}.late"), 4294967295, b"\r\n\r\n");
+        expect_item_flags(&mut c, &format!("{q}.late"), 5, b"abc");
+        expect_item_flags(&mut c, &format!("{q}.late"), 4294967295, b"\r\n\r\n");
     }
     for q in ["a", "b", "c"] {
-        expect_item(&mut c, &format!("{q}/open"), 5, b"abc");
+        expect_item_flags(&mut c, &format!("{q}/open"), 5, b"abc");
         c.roundtrip(format!("get {q}/close\r\n").as_bytes(), b"END\r\n");
-        expect_item(&mut c, q, 4294967295, b"\r\n\r\n");
+        expect_item_flags(&mut c, q, 4294967295, b"\r\n\r\n");
         expect_end(&mut c, q);
     }
 }
@@ -129,9 +82,9 @@ fn fanout_with_a_name_listed_twice_stores_once() {
     c.roundtrip(b"set a+b+a+b 0 0 1\r\ny\r\n", b"STORED\r\n");
     assert_eq!(c.stat_u64("queue_a_items"), 2);
     assert_eq!(c.stat_u64("queue_b_items"), 1);
-    assert_eq!(drain(&mut c, "a.k"), ["x", "y"]);
-    assert_eq!(drain(&mut c, "a"), ["x", "y"]);
-    assert_eq!(drain(&mut c, "b"), ["y"]);
+    assert_eq!(c.drain_strings("a.k"), ["x", "y"]);
+    assert_eq!(c.drain_strings("a"), ["x", "y"]);
+    assert_eq!(c.drain_strings("b"), ["y"]);
 }
 
 #[test]
@@ -140,8 +93,8 @@ fn fanout_noreply_and_pipelined() {
     let mut c = Conn::connect(&s);
     c.send(b"set a+b 0 0 1 noreply\r\n1\r\nset b+a 0 0 1\r\n2\r\nget a\r\n");
     c.expect(b"STORED\r\nVALUE a 0 1\r\n1\r\nEND\r\n");
-    assert_eq!(drain(&mut c, "a"), ["2"]);
-    assert_eq!(drain(&mut c, "b"), ["1", "2"]);
+    assert_eq!(c.drain_strings("a"), ["2"]);
+    assert_eq!(c.drain_strings("b"), ["1", "2"]);
 }
 
 #[test]
@@ -198,12 +151,12 @@ fn fanout_to_a_full_queue_stores_in_none() {
         expect_end(&mut c, k);
     }
     // After making room, the same fanout goes everywhere.
-    expect_item(&mut c, "b", 0, b"b1");
+    expect_item(&mut c, "b", b"b1");
     c.roundtrip(b"set a+b+c 0 0 1\r\nz\r\n", b"STORED\r\n");
     for k in ["a.k", "c.k", "a", "c"] {
-        expect_item(&mut c, k, 0, b"z");
+        expect_item(&mut c, k, b"z");
     }
-    assert_eq!(drain(&mut c, "b"), ["b2", "z"]);
+    assert_eq!(c.drain_strings("b"), ["b2", "z"]);
 
     // max_bytes: 8 bytes queued, 5 more would overfill.
     c.set("m", b"12345678");
@@ -214,14 +167,14 @@ fn fanout_to_a_full_queue_stores_in_none() {
     expect_end(&mut c, "a");
     expect_end(&mut c, "c");
     c.roundtrip(b"set a+m+c 0 0 2\r\nab\r\n", b"STORED\r\n");
-    assert_eq!(drain(&mut c, "m"), ["12345678", "ab"]);
-    assert_eq!(drain(&mut c, "a"), ["ab"]);
+    assert_eq!(c.drain_strings("m"), ["12345678", "ab"]);
+    assert_eq!(c.drain_strings("a"), ["ab"]);
 
     // A full target that discards old items does not block the fanout.
     c.set("d", b"d1");
     c.roundtrip(b"set a+d 0 0 2\r\nd2\r\n", b"STORED\r\n");
-    assert_eq!(drain(&mut c, "d"), ["d2"]);
-    assert_eq!(drain(&mut c, "a"), ["d2"]);
+    assert_eq!(c.drain_strings("d"), ["d2"]);
+    assert_eq!(c.drain_strings("a"), ["d2"]);
 
     // noreply: nothing is sent back, and nothing is stored either.
     c.set("b", b"b4");
@@ -235,7 +188,7 @@ fn fanout_to_a_full_queue_stores_in_none() {
 // ---------------------------------------------------------------- concurrency
 
 const PER_PRODUCER: u64 = 1000;
-const BATCH: u64 = 25;
+const BATCH: usize = 25;
 
 #[test]
 fn concurrent_fanout_producers_keep_per_producer_order_in_every_queue() {
@@ -258,17 +211,7 @@ fn concurrent_fanout_producers_keep_per_producer_order_in_every_queue() {
         producers.push(thread::spawn(move || {
             let mut c = Conn::connect_addr(addr);
             c.set_timeout(Duration::from_secs(60));
-            let mut n = 0;
-            while n < PER_PRODUCER {
-                let end = (n + BATCH).min(PER_PRODUCER);
-                let mut req = Vec::new();
-                for i in n..end {
-                    req.extend(set_req(&t, 0, 0, format!("p{p}-{i}").as_bytes()));
-                }
-                c.send(&req);
-                c.expect(&b"STORED\r\n".repeat((end - n) as usize));
-                n = end;
-            }
+            produce(&mut c, &t, p, 0..PER_PRODUCER, BATCH);
         }));
     }
     // One cursor per queue, reading while the producers write.
@@ -289,7 +232,7 @@ fn concurrent_fanout_producers_keep_per_producer_order_in_every_queue() {
     let mut m = Conn::connect(&s);
     for ((q, ps), view) in per_queue.iter().zip(cursor_views) {
         assert_per_producer_order(&format!("cursor {q}.k"), &view, ps, PER_PRODUCER);
-        let items = drain(&mut m, q);
+        let items = m.drain_strings(q);
         assert_per_producer_order(&format!("queue {q}"), &items, ps, PER_PRODUCER);
         // The cursor read the queue as it is stored.
         assert_eq!(
@@ -315,11 +258,11 @@ fn acknowledged_fanout_survives_kill9_in_every_queue() {
     let all: Vec<String> = (0..20).map(|i| format!("i{i}")).collect();
     let even: Vec<String> = (0..20).step_by(2).map(|i| format!("i{i}")).collect();
     let odd: Vec<String> = (1..20).step_by(2).map(|i| format!("i{i}")).collect();
-    assert_eq!(drain(&mut c, "b.k"), all);
-    assert_eq!(drain(&mut c, "a"), all);
-    assert_eq!(drain(&mut c, "b"), all);
-    assert_eq!(drain(&mut c, "c0"), even);
-    assert_eq!(drain(&mut c, "c1"), odd);
+    assert_eq!(c.drain_strings("b.k"), all);
+    assert_eq!(c.drain_strings("a"), all);
+    assert_eq!(c.drain_strings("b"), all);
+    assert_eq!(c.drain_strings("c0"), even);
+    assert_eq!(c.drain_strings("c1"), odd);
 }
 
 // ---------------------------------------------------------------- memcache client
@@ -339,9 +282,9 @@ fn memcache_client_writes_a_fanout() {
     assert_eq!(client.get::<String>("b.k").unwrap().as_deref(), Some("fan"));
     assert_eq!(client.get::<u32>("b.k").unwrap(), Some(42));
     let mut raw = Conn::connect(&s);
-    expect_item(&mut raw, "a", 0, b"42");
-    expect_item(&mut raw, "b", 0, b"fan");
-    expect_item(&mut raw, "b", 0, b"42");
+    expect_item(&mut raw, "a", b"42");
+    expect_item(&mut raw, "b", b"fan");
+    expect_item(&mut raw, "b", b"42");
     expect_end(&mut raw, "a");
     expect_end(&mut raw, "b");
 }
@@ -358,13 +301,13 @@ fn fanout_wakes_waiters_of_every_target() {
     let mut wb = Conn::connect(&s);
     wb.set_timeout(Duration::from_secs(30));
     wb.send(b"get b.k/open/t=20000\r\n");
-    m.wait_stat("queue_a_waiters", "1", Duration::from_secs(20));
-    m.wait_stat("queue_b_waiters", "1", Duration::from_secs(20));
+    m.wait_stat("queue_a_waiters", "1");
+    m.wait_stat("queue_b_waiters", "1");
     m.roundtrip(b"set b+a 0 0 2\r\nhi\r\n", b"STORED\r\n");
     wa.expect(b"VALUE a/t=20000 0 2\r\nhi\r\nEND\r\n");
     wb.expect(b"VALUE b.k/open/t=20000 0 2\r\nhi\r\nEND\r\n");
     wb.roundtrip(b"get b.k/close\r\n", b"END\r\n");
-    expect_item(&mut m, "b", 0, b"hi");
+    expect_item(&mut m, "b", b"hi");
 }
 
 #[test]
@@ -400,11 +343,11 @@ fn deleting_a_fanout_target_meanwhile_loses_nothing_of_the_others() {
     producer.join().unwrap();
     let deleted = deleter.join().unwrap();
     let mut m = Conn::connect(&s);
-    let a = drain(&mut m, "a");
+    let a = m.drain_strings("a");
     assert_per_producer_order("queue a", &a, &[0], PER);
     // What is left in b and c is an in-order tail of the sequence.
     for q in ["b", "c"] {
-        let rest = drain(&mut m, q);
+        let rest = m.drain_strings(q);
         let want: Vec<String> = (PER - rest.len() as u64..PER)
             .map(|i| format!("p0-{i}"))
             .collect();

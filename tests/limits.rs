@@ -3,47 +3,38 @@
 
 mod common;
 
-use common::{Conn, Server};
-use std::io::Write;
-
-fn set(conn: &mut Conn, queue: &str, data: &str) -> Vec<u8> {
-    conn.send(format!("set {queue} 0 0 {}\r\n{data}\r\n", data.len()).as_bytes());
-    conn.read_line()
-}
+use common::{config_file, Conn, Server};
 
 #[test]
 fn max_items_refuses_when_full_and_accepts_after_a_read() {
     let server = Server::start_with(&["--max-items", "2"]);
     let mut conn = Conn::connect(&server);
-    assert_eq!(set(&mut conn, "q", "a"), b"STORED\r\n");
-    assert_eq!(set(&mut conn, "q", "b"), b"STORED\r\n");
-    assert_eq!(set(&mut conn, "q", "c"), b"SERVER_ERROR queue full\r\n");
+    assert_eq!(conn.set_reply("q", b"a"), b"STORED\r\n");
+    assert_eq!(conn.set_reply("q", b"b"), b"STORED\r\n");
+    assert_eq!(conn.set_reply("q", b"c"), b"SERVER_ERROR queue full\r\n");
     // An item held open still takes its place.
     conn.roundtrip(b"get q/open\r\n", b"VALUE q/open 0 1\r\na\r\nEND\r\n");
-    assert_eq!(set(&mut conn, "q", "c"), b"SERVER_ERROR queue full\r\n");
+    assert_eq!(conn.set_reply("q", b"c"), b"SERVER_ERROR queue full\r\n");
     conn.roundtrip(b"get q/close\r\n", b"END\r\n");
-    assert_eq!(set(&mut conn, "q", "c"), b"STORED\r\n");
+    assert_eq!(conn.set_reply("q", b"c"), b"STORED\r\n");
     conn.roundtrip(b"get q\r\n", b"VALUE q 0 1\r\nb\r\nEND\r\n");
     conn.roundtrip(b"get q\r\n", b"VALUE q 0 1\r\nc\r\nEND\r\n");
     // noreply suppresses the refusal too.
-    assert_eq!(set(&mut conn, "r", "1"), b"STORED\r\n");
-    assert_eq!(set(&mut conn, "r", "2"), b"STORED\r\n");
+    assert_eq!(conn.set_reply("r", b"1"), b"STORED\r\n");
+    assert_eq!(conn.set_reply("r", b"2"), b"STORED\r\n");
     conn.send(b"set r 0 0 1 noreply\r\n3\r\n");
-    conn.roundtrip(
-        b"version\r\n",
-        format!("VERSION {}\r\n", common::version_string()).as_bytes(),
-    );
+    conn.roundtrip(b"version\r\n", &common::version_reply());
 }
 
 #[test]
 fn max_bytes_counts_payload_bytes() {
     let server = Server::start_with(&["--max-bytes", "10"]);
     let mut conn = Conn::connect(&server);
-    assert_eq!(set(&mut conn, "q", "12345678"), b"STORED\r\n");
-    assert_eq!(set(&mut conn, "q", "123"), b"SERVER_ERROR queue full\r\n");
-    assert_eq!(set(&mut conn, "q", "12"), b"STORED\r\n");
+    assert_eq!(conn.set_reply("q", b"12345678"), b"STORED\r\n");
+    assert_eq!(conn.set_reply("q", b"123"), b"SERVER_ERROR queue full\r\n");
+    assert_eq!(conn.set_reply("q", b"12"), b"STORED\r\n");
     assert_eq!(
-        set(&mut conn, "big", "12345678901"),
+        conn.set_reply("big", b"12345678901"),
         b"SERVER_ERROR queue full\r\n"
     );
 }
@@ -53,7 +44,7 @@ fn discard_old_drops_the_oldest_waiting_items() {
     let server = Server::start_with(&["--max-items", "3", "--discard-old"]);
     let mut conn = Conn::connect(&server);
     for data in ["1", "2", "3", "4", "5"] {
-        assert_eq!(set(&mut conn, "q", data), b"STORED\r\n");
+        assert_eq!(conn.set_reply("q", data.as_bytes()), b"STORED\r\n");
     }
     conn.roundtrip(b"get q\r\n", b"VALUE q 0 1\r\n3\r\nEND\r\n");
     conn.roundtrip(b"get q\r\n", b"VALUE q 0 1\r\n4\r\nEND\r\n");
@@ -63,25 +54,24 @@ fn discard_old_drops_the_oldest_waiting_items() {
 
 #[test]
 fn config_file_sets_limits_per_queue_over_the_defaults() {
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    writeln!(
-        file,
-        "[defaults]\nmax_items = 5\n\n[queues.tiny]\nmax_items = 1\n\n[queues.ring]\nmax_items = 2\ndiscard_old = true\n"
-    )
-    .unwrap();
-    let path = file.path().to_str().unwrap().to_string();
+    let (_dir, path) = config_file(
+        "[defaults]\nmax_items = 5\n\n[queues.tiny]\nmax_items = 1\n\n[queues.ring]\nmax_items = 2\ndiscard_old = true\n\n",
+    );
     let server = Server::start_with(&["--config", &path]);
     let mut conn = Conn::connect(&server);
-    assert_eq!(set(&mut conn, "tiny", "a"), b"STORED\r\n");
-    assert_eq!(set(&mut conn, "tiny", "b"), b"SERVER_ERROR queue full\r\n");
+    assert_eq!(conn.set_reply("tiny", b"a"), b"STORED\r\n");
+    assert_eq!(conn.set_reply("tiny", b"b"), b"SERVER_ERROR queue full\r\n");
     for data in ["a", "b", "c"] {
-        assert_eq!(set(&mut conn, "ring", data), b"STORED\r\n");
+        assert_eq!(conn.set_reply("ring", data.as_bytes()), b"STORED\r\n");
     }
     conn.roundtrip(b"get ring\r\n", b"VALUE ring 0 1\r\nb\r\nEND\r\n");
     for data in ["1", "2", "3", "4", "5"] {
-        assert_eq!(set(&mut conn, "other", data), b"STORED\r\n");
+        assert_eq!(conn.set_reply("other", data.as_bytes()), b"STORED\r\n");
     }
-    assert_eq!(set(&mut conn, "other", "6"), b"SERVER_ERROR queue full\r\n");
+    assert_eq!(
+        conn.set_reply("other", b"6"),
+        b"SERVER_ERROR queue full\r\n"
+    );
     // A fanout that would overfill one target stores in none.
     conn.roundtrip(
         b"set other+fresh 0 0 1\r\nx\r\n",
@@ -92,14 +82,13 @@ fn config_file_sets_limits_per_queue_over_the_defaults() {
 
 #[test]
 fn a_bad_config_file_stops_start_up_with_a_message() {
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    writeln!(file, "[queues.q]\nmax_itemz = 1\n").unwrap();
+    let (_dir, path) = config_file("[queues.q]\nmax_itemz = 1\n\n");
     let data = tempfile::tempdir().unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
         .args(["--listen", "127.0.0.1:0", "--data"])
         .arg(data.path())
         .arg("--config")
-        .arg(file.path())
+        .arg(&path)
         .output()
         .unwrap();
     assert!(!output.status.success());

@@ -2,18 +2,14 @@
 
 mod common;
 
-use common::{Conn, Server};
+use common::{wait_until, Conn, Server};
 use std::time::Duration;
-
-fn rss(conn: &mut Conn) -> u64 {
-    conn.stat("rss_bytes").unwrap().parse().unwrap()
-}
 
 #[test]
 fn a_block_that_never_ends_is_discarded_not_buffered() {
     let server = Server::start();
     let mut monitor = Conn::connect(&server);
-    let before = rss(&mut monitor);
+    let before = monitor.stat_u64("rss_bytes");
     // Announce a 4 GB block (over --max-item-size) and stream 256 MiB of it.
     let mut conn = Conn::connect(&server);
     conn.send(b"set q 0 0 4000000000\r\n");
@@ -22,7 +18,7 @@ fn a_block_that_never_ends_is_discarded_not_buffered() {
     for _ in 0..256 {
         conn.send(&chunk);
     }
-    let during = rss(&mut monitor);
+    let during = monitor.stat_u64("rss_bytes");
     assert!(
         during < before + 32 * 1024 * 1024,
         "RSS grew from {before} to {during} bytes"
@@ -34,7 +30,7 @@ fn a_block_that_never_ends_is_discarded_not_buffered() {
 fn an_endless_line_is_cut_at_the_limit() {
     let server = Server::start();
     let mut monitor = Conn::connect(&server);
-    let before = rss(&mut monitor);
+    let before = monitor.stat_u64("rss_bytes");
     let mut conns: Vec<Conn> = (0..20).map(|_| Conn::connect(&server)).collect();
     for conn in &mut conns {
         conn.send_lossy(&vec![b'a'; 64 * 1024]);
@@ -43,7 +39,7 @@ fn an_endless_line_is_cut_at_the_limit() {
         conn.expect(b"CLIENT_ERROR line too long\r\n");
         conn.expect_closed();
     }
-    let after = rss(&mut monitor);
+    let after = monitor.stat_u64("rss_bytes");
     assert!(
         after < before + 32 * 1024 * 1024,
         "RSS grew from {before} to {after} bytes"
@@ -54,15 +50,20 @@ fn an_endless_line_is_cut_at_the_limit() {
 fn incomplete_items_cost_at_most_one_item_per_connection() {
     let server = Server::start_with(&["--max-item-size", "1048576"]);
     let mut monitor = Conn::connect(&server);
-    let before = rss(&mut monitor);
+    let before = monitor.stat_u64("rss_bytes");
     // 40 connections each hold an unfinished 1 MiB set: at most ~1 MiB buffered per connection.
     let mut conns: Vec<Conn> = (0..40).map(|_| Conn::connect(&server)).collect();
+    let header = b"set q 0 0 1048576\r\n";
     for conn in &mut conns {
-        conn.send(b"set q 0 0 1048576\r\n");
+        conn.send(header);
         conn.send(&vec![b'y'; 1048576 - 1]);
     }
-    std::thread::sleep(Duration::from_millis(500));
-    let during = rss(&mut monitor);
+    // Measure once the server has read all of it (sending only filled the socket buffers).
+    let sent = 40 * (header.len() + 1048576 - 1) as u64;
+    wait_until("the server to read the 40 unfinished sets", || {
+        monitor.stat_u64("bytes_read") >= sent
+    });
+    let during = monitor.stat_u64("rss_bytes");
     let bound = 40 * (1024 * 1024 + 64 * 1024) + 32 * 1024 * 1024;
     assert!(
         during < before + bound,

@@ -156,8 +156,5 @@ fn soak_100_connections_mixed_work() {
         max_disk < 2 * 1024 * 1024 * 1024,
         "data directory grew to {max_disk}"
     );
-    monitor.roundtrip(
-        b"version\r\n",
-        format!("VERSION {}\r\n", common::version_string()).as_bytes(),
-    );
+    monitor.roundtrip(b"version\r\n", &common::version_reply());
 }

@@ -10,10 +10,24 @@
 //! * `deep_queue_stays_in_order_past_the_head_index`: one scripted run with a queue deeper
 //!   than the store's in-memory head index.
 //!
+//! The two properties run again as `…_with_sync_always`.
+//!
 //! After every step the payload returned (or its absence) and the `stats()` counters are
 //! compared with the model. Payloads and flags carry a counter, so a mismatch names the item.
 //! A restart drops every lease without closing it (each open read is given back, as on a
 //! disconnect), then drops the store and opens it again on the same directory.
+//!
+//! Each property runs in both sync modes: `Never`, and `Always`, where an item stays hidden
+//! from readers until its group commit is done (`put` waits for it). And it runs once for
+//! every storage format in [`FORMATS`]: a run starts on a store in that format, and each
+//! restart reopens it with this build's `Store::open`, which is where an older format would be
+//! migrated. Today there is one format, so the restart only reopens.
+//!
+//! How a second format plugs in: add a `Format` whose `create` opens a store that writes the
+//! old format (for example a copy of a checked-in data directory written by the old build,
+//! such as `tests/fixtures/format1`, opened with the old build's code kept for this, or a
+//! `Store::open_format(config, version)` the store would offer for tests). The model needs no
+//! change: what a user sees must be the same before and after the migrating restart.
 
 use futures_lite::future::block_on;
 use proptest::prelude::*;
@@ -23,7 +37,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
-use tern::queue::{Config, Item, Lease, QueueStats, ReadMode, Store, SyncMode};
+use tern::queue::{Config, Error, Item, Lease, QueueStats, ReadMode, Store, SyncMode};
 
 /// Leases held at once: in all (plain property) or per cursor (cursor property).
 const MAX_LEASES: usize = 3;
@@ -43,16 +57,65 @@ fn proptest_config() -> ProptestConfig {
     }
 }
 
-fn open_store(dir: &Path) -> Store {
+/// A storage format the properties run against.
+struct Format {
+    /// The format version the store writes into its `meta` tree.
+    version: u64,
+    /// Opens (creating) a store that writes this format.
+    create: fn(&Config) -> Result<Store, Error>,
+}
+
+/// Every format the store supports; the properties run once for each.
+const FORMATS: &[Format] = &[Format {
+    version: 1,
+    create: Store::open,
+}];
+
+/// What a run opens a store with: its format, and the sync mode of every open.
+#[derive(Clone, Copy)]
+struct Setup {
+    format: &'static Format,
+    sync: SyncMode,
+}
+
+impl Setup {
+    /// The store a run starts on, in its format.
+    fn create(&self, dir: &Path) -> Store {
+        open_store(dir, self.sync, self.format.create)
+    }
+
+    /// The store after a restart: this build's, which migrates an older format.
+    fn reopen(&self, dir: &Path) -> Store {
+        open_store(dir, self.sync, Store::open)
+    }
+
+    fn describe(&self) -> String {
+        format!("format {}, sync {:?}", self.format.version, self.sync)
+    }
+}
+
+/// Runs `property` for every format in [`FORMATS`] with sync mode `sync`.
+fn for_every_format(
+    sync: SyncMode,
+    mut property: impl FnMut(Setup) -> Result<(), TestCaseError>,
+) -> Result<(), TestCaseError> {
+    for format in FORMATS {
+        let setup = Setup { format, sync };
+        property(setup).map_err(|e| TestCaseError::fail(format!("{}: {e}", setup.describe())))?;
+    }
+    Ok(())
+}
+
+fn open_store(dir: &Path, sync: SyncMode, open: fn(&Config) -> Result<Store, Error>) -> Store {
     let mut config = Config::new(dir);
     config.cache_bytes = 1 << 20;
-    config.sync = SyncMode::Never;
+    config.sync = sync;
     // sled 0.34 releases its directory lock from a background thread after the last handle
     // is dropped (spacejam/sled#1234, #1289), so an immediate reopen can briefly find it
-    // taken. Retry only that error, for a bounded time.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // taken. Retry only that error; the bound is a safety net.
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        match Store::open(&config) {
+        match open(&config) {
             Ok(store) => return store,
             Err(e) if e.to_string().contains("could not acquire lock") => {
                 assert!(Instant::now() < deadline, "reopen the store: {e}");
@@ -238,6 +301,7 @@ struct PlainModel {
 }
 
 struct PlainHarness {
+    setup: Setup,
     dir: TempDir,
     store: Option<Store>,
     leases: Vec<Lease>,
@@ -245,13 +309,14 @@ struct PlainHarness {
 }
 
 impl PlainHarness {
-    fn new() -> PlainHarness {
+    fn new(setup: Setup) -> PlainHarness {
         let dir = tempfile::Builder::new()
             .prefix("tern-store-model")
             .tempdir()
             .expect("temp dir");
-        let store = open_store(dir.path());
+        let store = setup.create(dir.path());
         PlainHarness {
+            setup,
             dir,
             store: Some(store),
             leases: Vec::new(),
@@ -408,7 +473,7 @@ impl PlainHarness {
                     }
                 }
                 self.store = None;
-                self.store = Some(open_store(self.dir.path()));
+                self.store = Some(self.setup.reopen(self.dir.path()));
                 Ok("restarted".into())
             }
         }
@@ -449,8 +514,8 @@ impl PlainHarness {
     }
 }
 
-fn run_plain(steps: &[Plain]) -> Result<(), TestCaseError> {
-    let mut harness = PlainHarness::new();
+fn run_plain(setup: Setup, steps: &[Plain]) -> Result<(), TestCaseError> {
+    let mut harness = PlainHarness::new(setup);
     run(steps, |step| harness.apply(step))
 }
 
@@ -624,6 +689,7 @@ impl CursorModel {
 }
 
 struct CursorHarness {
+    setup: Setup,
     dir: TempDir,
     store: Option<Store>,
     plain_lease: Option<Lease>,
@@ -632,13 +698,14 @@ struct CursorHarness {
 }
 
 impl CursorHarness {
-    fn new() -> CursorHarness {
+    fn new(setup: Setup) -> CursorHarness {
         let dir = tempfile::Builder::new()
             .prefix("tern-cursor-model")
             .tempdir()
             .expect("temp dir");
-        let store = open_store(dir.path());
+        let store = setup.create(dir.path());
         CursorHarness {
+            setup,
             dir,
             store: Some(store),
             plain_lease: None,
@@ -859,7 +926,7 @@ impl CursorHarness {
                     }
                 }
                 self.store = None;
-                self.store = Some(open_store(self.dir.path()));
+                self.store = Some(self.setup.reopen(self.dir.path()));
                 Ok("restarted".into())
             }
         }
@@ -923,8 +990,8 @@ impl CursorHarness {
     }
 }
 
-fn run_cursors(steps: &[Cur]) -> Result<(), TestCaseError> {
-    let mut harness = CursorHarness::new();
+fn run_cursors(setup: Setup, steps: &[Cur]) -> Result<(), TestCaseError> {
+    let mut harness = CursorHarness::new(setup);
     run(steps, |step| harness.apply(step))
 }
 
@@ -933,12 +1000,26 @@ proptest! {
 
     #[test]
     fn plain_queues_follow_the_model(steps in prop::collection::vec(plain_step(), 1..=MAX_STEPS)) {
-        run_plain(&steps)?;
+        for_every_format(SyncMode::Never, |setup| run_plain(setup, &steps))?;
+    }
+
+    #[test]
+    fn plain_queues_follow_the_model_with_sync_always(
+        steps in prop::collection::vec(plain_step(), 1..=MAX_STEPS)
+    ) {
+        for_every_format(SyncMode::Always, |setup| run_plain(setup, &steps))?;
     }
 
     #[test]
     fn cursors_follow_the_model(steps in prop::collection::vec(cursor_step(), 1..=MAX_STEPS)) {
-        run_cursors(&steps)?;
+        for_every_format(SyncMode::Never, |setup| run_cursors(setup, &steps))?;
+    }
+
+    #[test]
+    fn cursors_follow_the_model_with_sync_always(
+        steps in prop::collection::vec(cursor_step(), 1..=MAX_STEPS)
+    ) {
+        for_every_format(SyncMode::Always, |setup| run_cursors(setup, &steps))?;
     }
 }
 
@@ -951,7 +1032,11 @@ fn deep_queue_stays_in_order_past_the_head_index() {
         .prefix("tern-store-deep")
         .tempdir()
         .expect("temp dir");
-    let mut store = open_store(dir.path());
+    let setup = Setup {
+        format: &FORMATS[0],
+        sync: SyncMode::Never,
+    };
+    let mut store = setup.create(dir.path());
     let (q, other) = ("deep".to_string(), "other".to_string());
     let mut expected: VecDeque<u64> = VecDeque::new();
     let mut next = 0u64;
@@ -982,7 +1067,7 @@ fn deep_queue_stays_in_order_past_the_head_index() {
         }
         if reads == 1800 {
             drop(store);
-            store = open_store(dir.path());
+            store = setup.reopen(dir.path());
         }
         let (item, _) = store.read("deep", None, ReadMode::Take).unwrap().unwrap();
         assert_eq!(number(&item), want, "read {reads}");

@@ -16,10 +16,6 @@ const CLOSE_FIRST: &[u8] = b"CLIENT_ERROR close current item first\r\n";
 const TOO_LARGE: &[u8] = b"SERVER_ERROR object too large for cache\r\n";
 const BAD_CHUNK: &[u8] = b"CLIENT_ERROR bad data chunk\r\n";
 
-fn version_reply() -> Vec<u8> {
-    format!("VERSION {}\r\n", version_string()).into_bytes()
-}
-
 /// Assert the connection still answers commands, in sync.
 #[track_caller]
 fn assert_alive(c: &mut Conn) {
@@ -468,7 +464,7 @@ fn open_close_reliable_read() {
     other.roundtrip(b"get work\r\n", b"END\r\n");
     // hello was confirmed: it is gone for good even after disconnect.
     drop(c);
-    thread::sleep(Duration::from_millis(100));
+    other.wait_stat("curr_connections", "1");
     other.roundtrip(b"get work\r\n", b"END\r\n");
 }
 
@@ -546,7 +542,7 @@ fn close_open_in_one_round_trip_either_order() {
     assert_eq!(c.stat("queue_q_open_transactions").as_deref(), Some("0"));
     drop(c);
     let mut other = Conn::connect(&s);
-    thread::sleep(Duration::from_millis(100));
+    other.wait_stat("curr_connections", "1");
     other.roundtrip(b"get q\r\n", b"END\r\n");
 }
 
@@ -694,7 +690,7 @@ fn blocking_get_is_woken_by_set_on_another_connection() {
     let mut waiter = Conn::connect(&s);
     let mut producer = Conn::connect(&s);
     waiter.send(b"get q/t=8000\r\n");
-    producer.wait_stat("queue_q_waiters", "1", Duration::from_secs(5));
+    producer.wait_stat("queue_q_waiters", "1");
     producer.set("q", b"wake");
     waiter.expect(b"VALUE q/t=8000 0 4\r\nwake\r\nEND\r\n");
     producer.roundtrip(b"get q\r\n", b"END\r\n");
@@ -710,9 +706,9 @@ fn blocking_open_and_peek_are_woken() {
     // The peek waiter registers first, so a server that hands one wake-up per
     // item to the oldest waiter would give it to the peek, which takes nothing.
     w1.send(b"get q/peek/t=8000\r\n");
-    p.wait_stat("queue_q_waiters", "1", Duration::from_secs(5));
+    p.wait_stat("queue_q_waiters", "1");
     w2.send(b"get q/t=8000/open\r\n");
-    p.wait_stat("queue_q_waiters", "2", Duration::from_secs(5));
+    p.wait_stat("queue_q_waiters", "2");
     p.set("q", b"item");
     // The taker gets the item whoever registered first.
     w2.expect(b"VALUE q/t=8000/open 0 4\r\nitem\r\nEND\r\n");
@@ -732,7 +728,7 @@ fn two_waiters_one_item() {
     let mut p = Conn::connect(&s);
     a.send(b"get q/t=1500\r\n");
     b.send(b"get q/t=1500\r\n");
-    p.wait_stat("queue_q_waiters", "2", Duration::from_secs(5));
+    p.wait_stat("queue_q_waiters", "2");
     p.set("q", b"only");
     let value = b"VALUE q/t=1500 0 4\r\nonly\r\nEND\r\n";
     let ra = a.read_line();
@@ -756,10 +752,10 @@ fn disconnected_waiter_does_not_consume_an_item() {
     let mut w = Conn::connect(&s);
     let mut p = Conn::connect(&s);
     w.send(b"get q/t=30000\r\n");
-    p.wait_stat("queue_q_waiters", "1", Duration::from_secs(5));
+    p.wait_stat("queue_q_waiters", "1");
     w.close();
     // The server notices the disconnect while the get is blocked.
-    p.wait_stat("queue_q_waiters", "0", Duration::from_secs(5));
+    p.wait_stat("queue_q_waiters", "0");
     p.set("q", b"precious");
     p.roundtrip(b"get q\r\n", b"VALUE q 0 8\r\nprecious\r\nEND\r\n");
 }
@@ -770,9 +766,9 @@ fn disconnected_open_waiter_does_not_hold_an_item() {
     let mut w = Conn::connect(&s);
     let mut p = Conn::connect(&s);
     w.send(b"get q/open/t=30000\r\n");
-    p.wait_stat("queue_q_waiters", "1", Duration::from_secs(5));
+    p.wait_stat("queue_q_waiters", "1");
     w.close();
-    p.wait_stat("queue_q_waiters", "0", Duration::from_secs(5));
+    p.wait_stat("queue_q_waiters", "0");
     p.set("q", b"precious");
     p.roundtrip(b"get q\r\n", b"VALUE q 0 8\r\nprecious\r\nEND\r\n");
     assert_eq!(p.stat("queue_q_open_transactions").as_deref(), Some("0"));
@@ -799,10 +795,10 @@ fn disconnect_returns_open_reads_in_original_order() {
     assert_eq!(p.stat("queue_q_open_transactions").as_deref(), Some("2"));
     // b leaves first, then a (which also held a read on `other`).
     b.close();
-    p.wait_stat("queue_q_open_transactions", "1", Duration::from_secs(5));
+    p.wait_stat("queue_q_open_transactions", "1");
     a.close();
-    p.wait_stat("queue_q_open_transactions", "0", Duration::from_secs(5));
-    p.wait_stat("queue_other_open_transactions", "0", Duration::from_secs(5));
+    p.wait_stat("queue_q_open_transactions", "0");
+    p.wait_stat("queue_other_open_transactions", "0");
     for x in ["1", "2", "4", "5"] {
         p.roundtrip(b"get q\r\n", &value_reply("q", 0, x.as_bytes()));
     }
@@ -818,7 +814,7 @@ fn returned_item_wakes_a_waiter() {
     a.set("q", b"x");
     a.roundtrip(b"get q/open\r\n", b"VALUE q/open 0 1\r\nx\r\nEND\r\n");
     w.send(b"get q/t=8000\r\n");
-    a.wait_stat("queue_q_waiters", "1", Duration::from_secs(5));
+    a.wait_stat("queue_q_waiters", "1");
     a.roundtrip(b"get q/abort\r\n", b"END\r\n");
     w.expect(b"VALUE q/t=8000 0 1\r\nx\r\nEND\r\n");
 }
@@ -1245,7 +1241,7 @@ fn delete_drops_open_reads_without_resurrecting_them() {
     b.set("q", b"3");
     a.roundtrip(b"get q/open\r\n", b"VALUE q/open 0 1\r\n3\r\nEND\r\n");
     a.close();
-    b.wait_stat("queue_q_open_transactions", "0", Duration::from_secs(5));
+    b.wait_stat("queue_q_open_transactions", "0");
     b.roundtrip(b"get q\r\n", b"VALUE q 0 1\r\n3\r\nEND\r\n");
     b.roundtrip(b"get q\r\n", b"END\r\n");
 }
@@ -1510,7 +1506,7 @@ fn stats_key_order_and_values() {
 fn stats_connections_and_waiters() {
     let s = Server::start();
     let mut c = Conn::connect(&s);
-    c.wait_stat("curr_connections", "1", Duration::from_secs(5));
+    c.wait_stat("curr_connections", "1");
     let mut w1 = Conn::connect(&s);
     let mut w2 = Conn::connect(&s);
     assert_alive(&mut w1);
@@ -1519,7 +1515,7 @@ fn stats_connections_and_waiters() {
     assert!(c.stat_u64("total_connections") >= 3);
     w1.send(b"get q/t=8000\r\n");
     w2.send(b"get q/t=8000/open\r\n");
-    c.wait_stat("queue_q_waiters", "2", Duration::from_secs(5));
+    c.wait_stat("queue_q_waiters", "2");
     c.set("q", b"1");
     c.set("q", b"2");
     let r1 = w1.read_get_reply("q/t=8000");
@@ -1531,8 +1527,8 @@ fn stats_connections_and_waiters() {
     assert_eq!(c.stat("queue_q_open_transactions").as_deref(), Some("1"));
     w1.close();
     w2.close();
-    c.wait_stat("curr_connections", "1", Duration::from_secs(5));
-    c.wait_stat("queue_q_open_transactions", "0", Duration::from_secs(5));
+    c.wait_stat("curr_connections", "1");
+    c.wait_stat("queue_q_open_transactions", "0");
     assert_eq!(c.stat("queue_q_items").as_deref(), Some("1"));
 }
 
@@ -1548,7 +1544,7 @@ fn quit_closes_connection_and_returns_open_reads() {
     a.send(b"quit\r\n");
     a.expect_closed();
     let mut b = Conn::connect(&s);
-    b.wait_stat("queue_q_open_transactions", "0", Duration::from_secs(5));
+    b.wait_stat("queue_q_open_transactions", "0");
     b.roundtrip(b"get q\r\n", b"VALUE q 0 1\r\n1\r\nEND\r\n");
     b.roundtrip(b"get q\r\n", b"VALUE q 0 1\r\n2\r\nEND\r\n");
 }
@@ -1595,7 +1591,7 @@ fn max_connections() {
     let s = Server::start_with(&["--max-connections", "2"]);
     let mut c1 = Conn::connect(&s);
     // Let the harness's readiness probe connection be gone.
-    c1.wait_stat("curr_connections", "1", Duration::from_secs(5));
+    c1.wait_stat("curr_connections", "1");
     let mut c2 = Conn::connect(&s);
     assert_alive(&mut c2);
     let mut c3 = Conn::connect(&s);
@@ -1606,7 +1602,7 @@ fn max_connections() {
     assert_alive(&mut c2);
     // After one leaves, a new one is accepted.
     c2.close();
-    c1.wait_stat("curr_connections", "1", Duration::from_secs(5));
+    c1.wait_stat("curr_connections", "1");
     let mut c4 = Conn::connect(&s);
     assert_alive(&mut c4);
 }
@@ -1773,7 +1769,7 @@ fn threads_option_sets_the_serving_threads_and_one_still_serves_everyone() {
     assert_eq!(threads_named(&pid, "async-std"), 1);
     // The one thread is not held by a waiting get: others are served meanwhile.
     waiter.send(b"get q/t=8000\r\n");
-    producer.wait_stat("queue_q_waiters", "1", Duration::from_secs(5));
+    producer.wait_stat("queue_q_waiters", "1");
     let mut batch = Vec::new();
     for i in 0..200 {
         batch.extend_from_slice(
