@@ -205,13 +205,20 @@ fn sync_never_persists_on_graceful_restart() {
 
 #[test]
 fn sync_interval_persists_after_kill9_once_interval_passed() {
-    let mut s = Server::start_with(&["--sync", "20ms"]);
+    let mut s = Server::start_with(&["--sync", "20ms", "--log-level", "debug"]);
     let mut c = Conn::connect(&s);
     for i in 0..50 {
         c.set("q", format!("{i}").as_bytes());
     }
-    // Far longer than the 20 ms window: all of them must be on disk.
-    thread::sleep(Duration::from_millis(1000));
+    // Once a periodic sync has covered the 50 writes, all of them must be on disk.
+    wait_until("a periodic sync of all 50 writes", || {
+        s.log().lines().any(|line| {
+            line.split("periodic sync: writes 1 to ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next()?.parse::<u64>().ok())
+                .is_some_and(|flushed| flushed >= 50)
+        })
+    });
     s.kill9();
     s.restart();
     let mut c = Conn::connect(&s);

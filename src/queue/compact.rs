@@ -95,10 +95,10 @@ impl Store {
                 .iter()
                 .map(|(name, state)| state.reopen(&new, name))
                 .collect::<Result<_, _>>()?;
-            let flusher = new.flusher()?;
-            Ok::<_, Error>((new, reopened, flusher))
+            let syncer = new.syncer()?;
+            Ok::<_, Error>((new, reopened, syncer))
         })();
-        let (new, reopened, flusher) = match prepared {
+        let (new, reopened, syncer) = match prepared {
             Ok(prepared) => prepared,
             Err(e) => {
                 next.abandon();
@@ -111,7 +111,7 @@ impl Store {
         for ((_, state), reopened) in states.iter_mut().zip(reopened) {
             state.install(reopened);
         }
-        self.shared.durability.switch(flusher);
+        self.shared.durability.switch(syncer);
         let new = Arc::new(new);
         *self.shared.disk.write().unwrap_or_else(|e| e.into_inner()) = new.clone();
         drop(states);

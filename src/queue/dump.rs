@@ -118,7 +118,7 @@ pub fn import(config: &Config, input: &mut impl BufRead) -> Result<Summary, Erro
             return Err(e);
         }
     };
-    disk.flush()?;
+    disk.write_out()?;
     drop(disk);
     next.commit()?;
     generation::remove(&current);

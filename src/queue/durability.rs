@@ -1,10 +1,10 @@
-//! Making writes durable: group commit for `--sync always`, a periodic flush for `--sync <N>ms`.
+//! Making writes durable: group commit for `--sync always`, a periodic sync for `--sync <N>ms`.
 //!
-//! What a durable flush is belongs to the on-disk layout ([`Flusher`]); when to run one is
-//! decided here. Flushes run on one dedicated thread, never on an executor thread; every
-//! writer waiting when a flush starts shares it.
+//! What a durable sync is belongs to the on-disk layout ([`Syncer`]); when to run one is
+//! decided here. Syncs run on one dedicated thread, never on an executor thread; every
+//! writer waiting when a sync starts shares it.
 
-use super::disk::Flusher;
+use super::disk::Syncer;
 use super::Error;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -30,14 +30,14 @@ pub(crate) struct Durability {
     requests: Option<mpsc::Sender<Reply>>,
     /// Writes since start, so the ticker can skip idle periods.
     writes: Arc<AtomicU64>,
-    /// What a flush flushes; replaced when compaction switches databases.
-    target: Arc<Mutex<Flusher>>,
+    /// What a sync syncs; replaced when compaction switches databases.
+    target: Arc<Mutex<Syncer>>,
 }
 
 impl Durability {
-    pub(crate) fn start(flusher: Flusher, mode: SyncMode) -> Result<Durability, Error> {
+    pub(crate) fn start(syncer: Syncer, mode: SyncMode) -> Result<Durability, Error> {
         let writes = Arc::new(AtomicU64::new(0));
-        let target = Arc::new(Mutex::new(flusher));
+        let target = Arc::new(Mutex::new(syncer));
         let requests = match mode {
             SyncMode::Never => None,
             SyncMode::Always | SyncMode::Every(_) => {
@@ -63,14 +63,14 @@ impl Durability {
     }
 
     /// Flushes and syncs now, whatever the mode (start-up, shutdown, compaction).
-    pub(crate) fn flush_now(&self) -> Result<(), Error> {
-        lock(&self.target).flush()
+    pub(crate) fn sync_now(&self) -> Result<(), Error> {
+        lock(&self.target).sync()
     }
 
-    /// From now on, flushes go to another database (after compaction switched databases).
-    /// Waits for a flush in progress on the old one.
-    pub(crate) fn switch(&self, flusher: Flusher) {
-        *lock(&self.target) = flusher;
+    /// From now on, syncs go to another database (after compaction switched databases).
+    /// Waits for a sync in progress on the old one.
+    pub(crate) fn switch(&self, syncer: Syncer) {
+        *lock(&self.target) = syncer;
     }
 
     /// Whether a write must wait for [`Durability::written`] before it counts as done.
@@ -84,13 +84,13 @@ impl Durability {
         self.wait().await
     }
 
-    /// Counts a write, for the periodic flush.
+    /// Counts a write, for the periodic sync.
     pub(crate) fn note_write(&self) {
         self.writes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// With `--sync always`, returns once every write made before the call is durable: one
-    /// flush serves all the writes that waited for it. Otherwise returns at once.
+    /// sync serves all the writes that waited for it. Otherwise returns at once.
     pub(crate) async fn wait(&self) -> Result<(), Error> {
         if self.mode != SyncMode::Always {
             return Ok(());
@@ -107,18 +107,18 @@ impl Durability {
     }
 }
 
-fn lock(target: &Mutex<Flusher>) -> std::sync::MutexGuard<'_, Flusher> {
+fn lock(target: &Mutex<Syncer>) -> std::sync::MutexGuard<'_, Syncer> {
     target
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Waits for a request, takes every request that queued meanwhile, flushes once, answers all.
-fn group_commit_loop(target: &Mutex<Flusher>, requests: mpsc::Receiver<Reply>) {
+/// Waits for a request, takes every request that queued meanwhile, syncs once, answers all.
+fn group_commit_loop(target: &Mutex<Syncer>, requests: mpsc::Receiver<Reply>) {
     while let Ok(first) = requests.recv() {
         let mut batch = vec![first];
         batch.extend(requests.try_iter());
-        let result = lock(target).flush().map_err(|e| e.to_string());
+        let result = lock(target).sync().map_err(|e| e.to_string());
         for reply in batch {
             // A writer that went away no longer needs its answer.
             let _ = reply.try_send(result.clone());
@@ -127,18 +127,23 @@ fn group_commit_loop(target: &Mutex<Flusher>, requests: mpsc::Receiver<Reply>) {
 }
 
 fn tick_loop(
-    target: &Mutex<Flusher>,
+    target: &Mutex<Syncer>,
     stop: mpsc::Receiver<Reply>,
     period: Duration,
     writes: Arc<AtomicU64>,
 ) {
-    let mut flushed = 0;
+    let mut synced = 0;
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(period) {
         let now = writes.load(Ordering::Relaxed);
-        if now != flushed {
-            flushed = now;
-            if let Err(e) = lock(target).flush() {
-                log::error!("periodic flush failed: {}", e);
+        if now != synced {
+            match lock(target).sync() {
+                Ok(()) => {
+                    synced = now;
+                    // Tests wait for this line instead of guessing when the timer has fired.
+                    log::debug!("periodic sync: writes 1 to {now} since start are on disk");
+                }
+                // Tried again at the next tick.
+                Err(e) => log::error!("periodic sync failed: {}", e),
             }
         }
     }

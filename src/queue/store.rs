@@ -62,7 +62,7 @@ impl Store {
             let name = recovered.name;
             queues.insert(name.clone(), Arc::new(Queue::new(name, state)));
         }
-        let durability = Durability::start(disk.flusher()?, config.sync)?;
+        let durability = Durability::start(disk.syncer()?, config.sync)?;
         let store = Store {
             shared: Arc::new(Shared {
                 disk: RwLock::new(Arc::new(disk)),
@@ -222,8 +222,13 @@ impl Store {
         disk::directory_size(&self.shared.config.path)
     }
 
+    /// Makes every write so far durable now, whatever the sync mode.
+    pub fn sync_now(&self) -> Result<(), Error> {
+        self.shared.durability.sync_now()
+    }
+
     /// The last act of a graceful stop: writes every queue's counters (so the next start
-    /// needs no scan) and flushes everything to disk.
+    /// needs no scan) and syncs everything to disk.
     pub fn close(&self) -> Result<(), Error> {
         let queues = self.write_registry();
         let mut states: Vec<_> = queues
@@ -235,6 +240,6 @@ impl Store {
         }
         let counts = states.iter().map(|(name, state)| (*name, state.counts()));
         self.disk().put_snapshot(counts)?;
-        self.shared.durability.flush_now()
+        self.shared.durability.sync_now()
     }
 }

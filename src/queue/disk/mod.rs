@@ -21,7 +21,7 @@ mod sync;
 pub(crate) use self::log::{CursorLog, ItemLog};
 pub(crate) use record::Record;
 pub(crate) use snapshot::Counts;
-pub(crate) use sync::Flusher;
+pub(crate) use sync::Syncer;
 
 use super::Error;
 use std::collections::HashMap;
@@ -142,13 +142,14 @@ impl Disk {
             .any(|tree| names::parse_queue_tree(tree).is_some())
     }
 
-    /// A durable flusher of this database, for the group commit.
-    pub(crate) fn flusher(&self) -> Result<Flusher, Error> {
-        Flusher::open(self.db.clone(), &self.dir)
+    /// What makes this database durable, for the group commit.
+    pub(crate) fn syncer(&self) -> Result<Syncer, Error> {
+        Syncer::open(self.db.clone(), &self.dir)
     }
 
-    /// Flushes without the fsyncs of [`Flusher`] (for tools; the server flushes through one).
-    pub(crate) fn flush(&self) -> Result<(), Error> {
+    /// Writes sled's buffers out, without the fsyncs of [`Syncer`] (for tools; the server
+    /// syncs through one).
+    pub(crate) fn write_out(&self) -> Result<(), Error> {
         self.db.flush()?;
         Ok(())
     }

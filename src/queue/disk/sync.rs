@@ -1,8 +1,8 @@
-//! What a durable flush of one database is.
+//! What a durable sync of one database is.
 //!
 //! sled's `flush()` ends in `sync_file_range` on its log, which writes no metadata and promises
 //! nothing across a machine crash, and it never syncs the blob files it writes for large
-//! values. So a durable flush here is: sled's flush, then `fdatasync` of the log file, of every
+//! values. So a durable sync here is: sled's flush, then `fdatasync` of the log file, of every
 //! blob file not synced yet, and of the blob directory.
 
 use super::Error;
@@ -11,17 +11,17 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-/// Flushes one database durably; see the module doc.
-pub(crate) struct Flusher {
+/// Syncs one database to disk; see the module doc.
+pub(crate) struct Syncer {
     db: sled::Db,
     log: File,
     blob_dir: PathBuf,
     synced_blobs: HashSet<OsString>,
 }
 
-impl Flusher {
-    pub(super) fn open(db: sled::Db, dir: &Path) -> Result<Flusher, Error> {
-        let flusher = Flusher {
+impl Syncer {
+    pub(super) fn open(db: sled::Db, dir: &Path) -> Result<Syncer, Error> {
+        let syncer = Syncer {
             db,
             log: File::open(dir.join("db"))?,
             blob_dir: dir.join("blobs"),
@@ -29,11 +29,11 @@ impl Flusher {
         };
         // The log's and the blob directory's own entries must be durable too.
         File::open(dir)?.sync_all()?;
-        Ok(flusher)
+        Ok(syncer)
     }
 
     /// Returns once every write made to the database before the call is on disk.
-    pub(crate) fn flush(&mut self) -> Result<(), Error> {
+    pub(crate) fn sync(&mut self) -> Result<(), Error> {
         self.db.flush()?;
         self.log.sync_data()?;
         let mut present = HashSet::new();
