@@ -1,34 +1,104 @@
-//! The command line: options, their defaults and checks, and the run's `Config`.
+//! The command line, parsed by structopt: the options, their defaults and checks, and the `Config`
+//! of a run. Like the tool before it, it ignores `--bench` (cargo adds it) and, with a warning,
+//! anything it does not know, and prints the usage when given no option at all (plain `cargo bench`).
 
+use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use structopt::clap::{self, AppSettings, ErrorKind};
+use structopt::StructOpt;
+
 use crate::payload::MIN_ITEM;
 
-pub const USAGE: &str = "\
-usage: cargo bench --bench load -- [options]
-  --target tern|memcached    server kind (default tern; memcached: produce/consume only)
-  --addr HOST:PORT           server address (default 127.0.0.1:22133)
-  --workload W               produce|consume|mixed|reliable|cursor|fanout (default produce)
-  --connections N            client connections, one thread each (default 1)
-  --item-size BYTES          payload size, at least 40 (default 128)
-  --count N                  total items (default 100000): sets for produce/mixed/fanout,
-                             the pre-filled queue for consume/reliable/cursor
-  --duration SECS            time limit for the timed phase (produce: instead of --count)
-  --pipeline DEPTH           requests in flight per connection (default 1)
-  --cursors R                cursor workload: cursors reading the queue at once (default 4)
-  --queues Q                 fanout: queues per set (default 3); produce/consume: spread the
-                             connections over Q queues (default 1)
-  --reliable-mode chain|pair reliable: `get q/close/open` chains (default) or open+close pairs
-  --label TEXT               free text copied to the output line (e.g. sync=never)
-  --idle-timeout SECS        a reader gives up after this long without an item (default 3)
-  --smoke                    run a short produce+consume+mixed+reliable+cursor+fanout check
-                             against a running tern; exit status 1 on any failure";
+#[derive(StructOpt, Debug)]
+#[structopt(
+    name = "load",
+    usage = "cargo bench --bench load -- [options]",
+    about = "End-to-end load tool against a running tern or memcached; see benches/README.md.",
+    setting = AppSettings::AllowLeadingHyphen,
+    setting = AppSettings::DisableVersion,
+    setting = AppSettings::AllArgsOverrideSelf,
+    setting = AppSettings::DeriveDisplayOrder,
+    setting = AppSettings::UnifiedHelpMessage
+)]
+struct Args {
+    #[structopt(flatten)]
+    run: RunArgs,
+    /// Run a short produce+consume+mixed+reliable+cursor+fanout check against a running tern;
+    /// exit status 1 on any failure
+    #[structopt(long)]
+    smoke: bool,
+    /// Passed by `cargo bench`; ignored.
+    #[structopt(long = "bench", hidden = true)]
+    _bench: bool,
+    /// Anything else: ignored, with a warning.
+    #[structopt(hidden = true)]
+    unknown: Vec<String>,
+}
+
+// The options of a run; all unset (`RunArgs::default()`) means none was given.
+#[derive(StructOpt, Debug, Default, PartialEq)]
+struct RunArgs {
+    /// Server kind: tern or memcached (memcached: produce/consume only) [default: tern]
+    #[structopt(long, value_name = "tern|memcached")]
+    target: Option<Target>,
+    /// Server address [default: 127.0.0.1:22133]
+    #[structopt(long, value_name = "HOST:PORT")]
+    addr: Option<String>,
+    /// produce|consume|mixed|reliable|cursor|fanout [default: produce]
+    #[structopt(long, value_name = "W")]
+    workload: Option<Workload>,
+    /// Client connections, one thread each [default: 1]
+    #[structopt(long, value_name = "N", parse(try_from_str = at_least_one))]
+    connections: Option<usize>,
+    /// Payload size, at least 40 [default: 128]
+    #[structopt(long, value_name = "BYTES", parse(try_from_str = number))]
+    item_size: Option<u64>,
+    /// Total items: sets for produce/mixed/fanout, the pre-filled queue for
+    /// consume/reliable/cursor [default: 100000]
+    #[structopt(long, value_name = "N", parse(try_from_str = number))]
+    count: Option<u64>,
+    /// Time limit for the timed phase (produce: instead of --count)
+    #[structopt(long, value_name = "SECS", parse(try_from_str = seconds))]
+    duration: Option<Duration>,
+    /// Requests in flight per connection [default: 1]
+    #[structopt(long, value_name = "DEPTH", parse(try_from_str = at_least_one))]
+    pipeline: Option<usize>,
+    /// Cursor workload: cursors reading the queue at once [default: 4]
+    #[structopt(long, value_name = "R", parse(try_from_str = at_least_one))]
+    cursors: Option<usize>,
+    /// Fanout: queues per set (default 3); produce/consume: spread the connections over Q
+    /// queues (default 1)
+    #[structopt(long, value_name = "Q", parse(try_from_str = at_least_one))]
+    queues: Option<usize>,
+    /// Reliable: `get q/close/open` chains or open+close pairs [default: chain]
+    #[structopt(long, value_name = "chain|pair", parse(try_from_str = pairs))]
+    reliable_mode: Option<bool>,
+    /// Free text copied to the output line (e.g. sync=never)
+    #[structopt(long, value_name = "TEXT")]
+    label: Option<String>,
+    /// A reader gives up after this long without an item [default: 3]
+    #[structopt(long, value_name = "SECS", parse(try_from_str = seconds))]
+    idle_timeout: Option<Duration>,
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Target {
     Tern,
     Memcached,
+}
+
+impl FromStr for Target {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Target, String> {
+        match s {
+            "tern" => Ok(Target::Tern),
+            "memcached" => Ok(Target::Memcached),
+            _ => Err(format!("unknown target {s}")),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -51,6 +121,50 @@ impl Workload {
             Workload::Cursor => "cursor",
             Workload::Fanout => "fanout",
         }
+    }
+}
+
+impl FromStr for Workload {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Workload, String> {
+        match s {
+            "produce" | "set" => Ok(Workload::Produce),
+            "consume" | "get" => Ok(Workload::Consume),
+            "mixed" => Ok(Workload::Mixed),
+            "reliable" => Ok(Workload::Reliable),
+            "cursor" => Ok(Workload::Cursor),
+            "fanout" => Ok(Workload::Fanout),
+            _ => Err(format!("unknown workload {s}")),
+        }
+    }
+}
+
+/// A count; `_` may group digits (`100_000`).
+fn number(v: &str) -> Result<u64, String> {
+    v.replace('_', "")
+        .parse()
+        .map_err(|_| format!("not a number: {v}"))
+}
+
+/// A count where 0 means 1.
+fn at_least_one(v: &str) -> Result<usize, String> {
+    Ok(number(v)?.max(1) as usize)
+}
+
+fn seconds(v: &str) -> Result<Duration, String> {
+    v.parse()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| format!("not a number of seconds: {v}"))
+}
+
+/// `--reliable-mode`: whether it is `pair`.
+fn pairs(v: &str) -> Result<bool, String> {
+    match v {
+        "chain" => Ok(false),
+        "pair" => Ok(true),
+        _ => Err(format!("unknown reliable mode {v}")),
     }
 }
 
@@ -112,120 +226,66 @@ pub fn fresh_name() -> String {
 pub enum Parsed {
     Run(Box<Config>),
     Smoke(String),
-    Usage,
+    Usage(String),
 }
 
-pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
-    let mut cfg = Config::default();
-    let mut smoke = false;
-    let mut meaningful = false;
-    let mut i = 0;
-    while i < args.len() {
-        let flag = args[i].as_str();
-        let takes_value = matches!(
-            flag,
-            "--target"
-                | "--addr"
-                | "--workload"
-                | "--connections"
-                | "--item-size"
-                | "--count"
-                | "--duration"
-                | "--pipeline"
-                | "--cursors"
-                | "--queues"
-                | "--reliable-mode"
-                | "--label"
-                | "--idle-timeout"
-        );
-        if !takes_value {
-            match flag {
-                "--smoke" => {
-                    smoke = true;
-                    meaningful = true;
-                }
-                "-h" | "--help" => return Ok(Parsed::Usage),
-                // cargo passes `--bench`; ignore it and any other unknown flag.
-                "--bench" => {}
-                other => eprintln!("load: ignoring unknown argument {other:?}"),
-            }
-            i += 1;
-            continue;
-        }
-        let value = args
-            .get(i + 1)
-            .ok_or_else(|| format!("{flag} needs a value"))?
-            .clone();
-        i += 2;
-        meaningful = true;
-        let num = |v: &str| -> Result<u64, String> {
-            v.replace('_', "")
-                .parse::<u64>()
-                .map_err(|_| format!("{flag}: not a number: {v}"))
-        };
-        match flag {
-            "--target" => {
-                cfg.target = match value.as_str() {
-                    "tern" => Target::Tern,
-                    "memcached" => Target::Memcached,
-                    _ => return Err(format!("unknown target {value}")),
-                }
-            }
-            "--addr" => cfg.addr = value,
-            "--workload" => {
-                cfg.workload = match value.as_str() {
-                    "produce" | "set" => Workload::Produce,
-                    "consume" | "get" => Workload::Consume,
-                    "mixed" => Workload::Mixed,
-                    "reliable" => Workload::Reliable,
-                    "cursor" => Workload::Cursor,
-                    "fanout" => Workload::Fanout,
-                    _ => return Err(format!("unknown workload {value}")),
-                }
-            }
-            "--connections" => cfg.connections = num(&value)?.max(1) as usize,
-            "--item-size" => cfg.item_size = num(&value)? as usize,
-            "--count" => cfg.count = num(&value)?,
-            "--duration" => {
-                let secs: f64 = value
-                    .parse()
-                    .map_err(|_| format!("--duration: not a number: {value}"))?;
-                cfg.duration = Some(Duration::from_secs_f64(secs));
-            }
-            "--pipeline" => cfg.pipeline = num(&value)?.max(1) as usize,
-            "--cursors" => cfg.cursors = num(&value)?.max(1) as usize,
-            "--queues" => cfg.queues = Some(num(&value)?.max(1) as usize),
-            "--reliable-mode" => {
-                cfg.pairs = match value.as_str() {
-                    "chain" => false,
-                    "pair" => true,
-                    _ => return Err(format!("unknown reliable mode {value}")),
-                }
-            }
-            "--label" => cfg.label = value,
-            "--idle-timeout" => {
-                let secs: f64 = value
-                    .parse()
-                    .map_err(|_| format!("--idle-timeout: not a number: {value}"))?;
-                cfg.idle = Duration::from_secs_f64(secs);
-            }
-            _ => unreachable!(),
-        }
+/// The command line (without the program name). Errors are clap's, ready to print.
+pub fn parse_args(args: &[String]) -> Result<Parsed, clap::Error> {
+    let mut app = Args::clap();
+    let matches = app.get_matches_from_safe_borrow(
+        std::iter::once("load").chain(args.iter().map(String::as_str)),
+    )?;
+    let args = Args::from_clap(&matches);
+    for other in &args.unknown {
+        eprintln!("load: ignoring unknown argument {other:?}");
     }
-    if smoke {
+    let given = args.run != RunArgs::default();
+    let cfg = args.run.config();
+    if args.smoke {
         return Ok(Parsed::Smoke(cfg.addr));
     }
-    if !meaningful {
+    if !given {
         // Plain `cargo bench` runs every bench target with only `--bench`: nothing to load.
-        return Ok(Parsed::Usage);
+        let mut help = Vec::new();
+        app.write_help(&mut help).expect("help into a Vec");
+        return Ok(Parsed::Usage(String::from_utf8_lossy(&help).into_owned()));
     }
+    let invalid = |msg: &str| {
+        Err(clap::Error::with_description(
+            msg,
+            ErrorKind::ValueValidation,
+        ))
+    };
     if cfg.item_size < MIN_ITEM {
-        return Err(format!("--item-size must be at least {MIN_ITEM}"));
+        return invalid(&format!("--item-size must be at least {MIN_ITEM}"));
     }
     if cfg.target == Target::Memcached
         && !matches!(cfg.workload, Workload::Produce | Workload::Consume)
     {
-        return Err("memcached is a cache, not a queue: only produce and consume apply".into());
+        return invalid("memcached is a cache, not a queue: only produce and consume apply");
     }
     Ok(Parsed::Run(Box::new(cfg)))
+}
+
+impl RunArgs {
+    /// The run these options ask for: the defaults with the options given.
+    fn config(self) -> Config {
+        let d = Config::default();
+        Config {
+            target: self.target.unwrap_or(d.target),
+            addr: self.addr.unwrap_or(d.addr),
+            workload: self.workload.unwrap_or(d.workload),
+            connections: self.connections.unwrap_or(d.connections),
+            item_size: self.item_size.map_or(d.item_size, |n| n as usize),
+            count: self.count.unwrap_or(d.count),
+            duration: self.duration.or(d.duration),
+            pipeline: self.pipeline.unwrap_or(d.pipeline),
+            cursors: self.cursors.unwrap_or(d.cursors),
+            queues: self.queues.or(d.queues),
+            pairs: self.reliable_mode.unwrap_or(d.pairs),
+            label: self.label.unwrap_or(d.label),
+            idle: self.idle_timeout.unwrap_or(d.idle),
+            name: d.name,
+        }
+    }
 }

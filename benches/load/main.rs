@@ -28,20 +28,25 @@ mod workloads;
 
 use std::process::ExitCode;
 
-use args::{parse_args, Parsed, USAGE};
+use args::{parse_args, Parsed};
 use output::report;
 use smoke::smoke;
+use structopt::clap::ErrorKind;
 use workloads::run;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match parse_args(&args) {
+        Err(e) if e.kind == ErrorKind::HelpDisplayed => {
+            println!("{}", e.message);
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("load: {e}\n{USAGE}");
+            eprintln!("{}", e.message);
             ExitCode::from(2)
         }
-        Ok(Parsed::Usage) => {
-            println!("{USAGE}");
+        Ok(Parsed::Usage(usage)) => {
+            println!("{usage}");
             ExitCode::SUCCESS
         }
         Ok(Parsed::Smoke(addr)) => {
