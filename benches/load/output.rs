@@ -3,9 +3,10 @@
 use crate::args::{Config, Target, Workload};
 use crate::verify::{Check, Out};
 
+/// The result of one run: what it did (`res`, `secs`), what the verification found (`check`),
+/// and workload-specific `key=value` pairs (`extra`, each with a leading space).
 pub struct Report {
     pub cfg: Config,
-    pub ops: u64,
     pub secs: f64,
     pub res: Out,
     pub check: Check,
@@ -13,6 +14,18 @@ pub struct Report {
 }
 
 impl Report {
+    pub fn new(cfg: &Config, secs: f64, res: Out, check: Check, extra: String) -> Report {
+        Report {
+            cfg: cfg.clone(),
+            secs,
+            res,
+            check,
+            extra,
+        }
+    }
+
+    /// Whether the run verified: nothing lost, duplicated, unexpected, corrupt, reordered, and
+    /// no error.
     pub fn ok(&self) -> bool {
         self.check == Check::default()
             && self.res.errors == 0
@@ -41,9 +54,9 @@ impl Report {
             c.connections,
             c.pipeline,
             c.item_size,
-            self.ops,
+            self.res.ops,
             self.secs,
-            self.ops as f64 / self.secs.max(1e-9),
+            self.res.ops as f64 / self.secs.max(1e-9),
             h.quantile_us(0.50),
             h.quantile_us(0.99),
             h.quantile_us(0.999),
@@ -60,6 +73,7 @@ impl Report {
     }
 }
 
+/// Prints the run's line (and its first error, on stderr); whether it verified.
 pub fn report(r: &Report) -> bool {
     println!("{}", r.line());
     if let Some(e) = &r.res.first_error {

@@ -32,6 +32,39 @@ pub struct ProduceJob {
     pub depth: usize,
     pub size: usize,
     pub timed: bool,
+    /// When done, add the number of acknowledged sets to this (mixed: when the consumers stop).
+    pub report_acked: Option<Arc<AtomicU64>>,
+}
+
+impl ProduceJob {
+    /// A timed producer, one of `producers`: `--count` shared out among them, or `--duration`.
+    pub fn timed(cfg: &Config, conn: usize, key: SetKey, producers: usize) -> ProduceJob {
+        ProduceJob {
+            n: if cfg.duration.is_some() {
+                None
+            } else {
+                Some(split(cfg.count, producers, conn))
+            },
+            duration: cfg.duration,
+            depth: cfg.pipeline,
+            timed: true,
+            ..ProduceJob::untimed(cfg, conn, key, 0)
+        }
+    }
+
+    /// An untimed producer of `n` items, 64 requests deep (fills).
+    fn untimed(cfg: &Config, conn: usize, key: SetKey, n: u64) -> ProduceJob {
+        ProduceJob {
+            conn: conn as u32,
+            key,
+            n: Some(n),
+            duration: None,
+            depth: 64,
+            size: cfg.item_size,
+            timed: false,
+            report_acked: None,
+        }
+    }
 }
 
 /// One reader on its own connection reading `want` items of `key`, timed apart from others.
@@ -116,6 +149,9 @@ pub fn produce(job: ProduceJob, start: Option<Arc<Barrier>>, client: io::Result<
         seq += k;
     }
     out.end = Some(Instant::now());
+    if let Some(total) = &job.report_acked {
+        total.fetch_add(out.acked.len() as u64, Ordering::SeqCst);
+    }
     out
 }
 
@@ -337,6 +373,15 @@ pub enum Job {
 /// Runs the jobs on one thread each, started together; returns their results in order and the
 /// time from the common start to the last one's end.
 pub fn run_jobs(addr: &str, jobs: Vec<Job>) -> (Vec<Out>, Duration) {
+    run_jobs_then(addr, jobs, |_| {})
+}
+
+/// `run_jobs`, calling `joined(i)` once job `i` has ended (jobs are joined in order).
+pub fn run_jobs_then(
+    addr: &str,
+    jobs: Vec<Job>,
+    mut joined: impl FnMut(usize),
+) -> (Vec<Out>, Duration) {
     let barrier = Arc::new(Barrier::new(jobs.len() + 1));
     let mut handles = Vec::new();
     for job in jobs {
@@ -354,44 +399,32 @@ pub fn run_jobs(addr: &str, jobs: Vec<Job>) -> (Vec<Out>, Duration) {
     let t0 = Instant::now();
     let outs: Vec<Out> = handles
         .into_iter()
-        .map(|h| {
-            h.join().unwrap_or_else(|_| {
+        .enumerate()
+        .map(|(i, h)| {
+            let out = h.join().unwrap_or_else(|_| {
                 let mut o = Out::default();
                 o.error("worker thread panicked".into());
                 o
-            })
+            });
+            joined(i);
+            out
         })
         .collect();
     let end = outs.iter().filter_map(|o| o.end).max().unwrap_or(t0);
     (outs, end.saturating_duration_since(t0))
 }
 
+/// Part `i` of `total` shared out among `parts`.
 pub fn split(total: u64, parts: usize, i: usize) -> u64 {
     total / parts as u64 + u64::from((i as u64) < total % parts as u64)
 }
 
-/// Untimed fill: `total` items over `conns` connections at depth 64. Returns the acked ids
-/// per connection.
+/// Untimed fill: `total` items over `conns` connections at depth 64; what they acknowledged.
 pub fn fill(cfg: &Config, key: impl Fn(usize) -> SetKey, total: u64, conns: usize) -> Out {
     let jobs = (0..conns)
-        .map(|i| {
-            Job::Produce(ProduceJob {
-                conn: i as u32,
-                key: key(i),
-                n: Some(split(total, conns, i)),
-                duration: None,
-                depth: 64,
-                size: cfg.item_size,
-                timed: false,
-            })
-        })
+        .map(|i| Job::Produce(ProduceJob::untimed(cfg, i, key(i), split(total, conns, i))))
         .collect();
-    let (outs, _) = run_jobs(&cfg.addr, jobs);
-    let mut all = Out::default();
-    for o in outs {
-        all.absorb(o);
-    }
-    all
+    Out::merged(run_jobs(&cfg.addr, jobs).0)
 }
 
 /// Untimed drain of a tern queue with one connection; returns what it read.
@@ -400,6 +433,7 @@ pub fn drain(cfg: &Config, queue: &str) -> Out {
     read(job, None, Client::connect(&cfg.addr))
 }
 
+/// Deletes the run's queues; a failure is an error of the run.
 pub fn delete_queues(cfg: &Config, queues: &[String], res: &mut Out) {
     match Client::connect(&cfg.addr) {
         Ok(mut c) => {

@@ -58,6 +58,27 @@ impl Out {
         }
     }
 
+    /// The results of several workers as one.
+    pub fn merged(outs: impl IntoIterator<Item = Out>) -> Out {
+        let mut all = Out::default();
+        for o in outs {
+            all.absorb(o);
+        }
+        all
+    }
+
+    /// Counts the faults another pass found (a drain, a fill, a read-back): corrupt items and
+    /// errors, keeping the first error message. Not its order count: callers add it where a
+    /// reordering is a fault.
+    pub fn absorb_faults(&mut self, o: &Out) {
+        self.corrupt += o.corrupt;
+        self.errors += o.errors;
+        if self.first_error.is_none() {
+            self.first_error.clone_from(&o.first_error);
+        }
+    }
+
+    /// Adds another worker's results to these.
     pub fn absorb(&mut self, o: Out) {
         self.ops += o.ops;
         self.misses += o.misses;
@@ -121,4 +142,14 @@ pub fn check(acked: &[u64], got: &[u64]) -> Check {
         }
     }
     c
+}
+
+/// `check` of a reader that may have stopped early (a time limit): a missing tail is not lost.
+pub fn check_read(acked: &[u64], got: &[u64], time_limited: bool) -> Check {
+    let c = check(acked, got);
+    if time_limited {
+        Check { lost: 0, ..c }
+    } else {
+        c
+    }
 }
