@@ -15,6 +15,12 @@
 //! connection, a sequence number and a checksum, so the tool checks at the end, after an untimed
 //! drain of whatever the timed phase left behind, that each acknowledged item came back exactly
 //! once, intact, and (tern) in its producer's order. See `benches/README.md`.
+//!
+//! This file owns the entry point: one run or the smoke, and the exit status (0 verified, 1 a run
+//! failed, 2 a bad command line). The modules: `args` (command line, `Config`), `workloads` (one
+//! function per workload), `pipeline` (pipelined producer and reader workers, threads, fill and
+//! drain), `client` (a connection), `payload` (item encoding), `hist` (latency percentiles),
+//! `verify` (what workers saw, checked), `output` (the result line), `smoke` (`--smoke`).
 
 mod args;
 mod client;

@@ -4,6 +4,7 @@ use crate::args::{Config, Workload};
 use crate::output::report;
 use crate::workloads::run;
 
+/// Runs the smoke list against `addr`, printing a line per run; whether every run verified.
 pub fn smoke(addr: &str) -> bool {
     let base = Config {
         addr: addr.to_string(),
