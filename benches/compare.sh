@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tern versus memcached, the matrix of issue 5, in one session: starts tern (--sync never and
 # --sync always, temp data dirs) and memcached on free loopback ports, runs every cell with the
-# load tool (benches/load.rs), tern and memcached alternating cell by cell, stops the servers,
+# load tool (benches/load/), tern and memcached alternating cell by cell, stops the servers,
 # and prints the raw lines plus a markdown table with tern/memcached ratios.
 #
 #   bash benches/compare.sh                 # whole matrix (about 5-8 minutes on 2 cores)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds a release of tern and writes, into target/dist/:
+# Builds a release of tern and writes, into dist/ of cargo's target directory (target/dist/ unless
+# CARGO_TARGET_DIR or a cargo config moves it):
 #   tern-<version>-<target>.tar.gz  with tern-<version>-<target>/{tern,README.md,LICENSE,tern.toml,tern.service}
 #   tern_<version>-1_<arch>.deb     when `cargo deb` is installed and the target is Linux
 #   SHA256SUMS                      of every tern-<version>-* archive and tern_<version>* package there
@@ -20,7 +21,7 @@ while [ $# -gt 0 ]; do
         --target) target=$2; shift 2 ;;
         --target=*) target=${1#--target=}; shift ;;
         --no-deb) deb=no; shift ;;
-        -h | --help) sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,13s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "release.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -28,19 +29,24 @@ done
 read -r -a cargo <<<"${CARGO:-cargo}"
 host=$(rustc -vV | sed -n 's/^host: //p')
 target=${target:-$host}
-version=$(cargo metadata --no-deps --format-version 1 --locked |
-    python3 -c 'import json, sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "tern"))')
+# metadata CODE: runs the Python CODE with m, cargo's metadata of this package (parsed JSON).
+metadata() {
+    cargo metadata --no-deps --format-version 1 --locked | python3 -c "import json, sys; m = json.load(sys.stdin); $1"
+}
+version=$(metadata 'print(next(p["version"] for p in m["packages"] if p["name"] == "tern"))')
+# Where cargo builds: CARGO_TARGET_DIR, a cargo config's build.target-dir, or ./target.
+target_dir=$(metadata 'print(m["target_directory"])')
 name=tern-$version-$target
-out=target/dist
+out=$target_dir/dist
 echo "==> $name"
 
 # Build. The release profile has LTO and one codegen unit. A cross target gets its own directory.
 if [ "$target" = "$host" ] && [ "${cargo[*]}" = cargo ]; then
     cargo build --release --locked --bin tern
-    binary=target/release/tern
+    binary=$target_dir/release/tern
 else
     "${cargo[@]}" build --release --locked --bin tern --target "$target"
-    binary=target/$target/release/tern
+    binary=$target_dir/$target/release/tern
 fi
 case $target in *windows*) binary=$binary.exe ;; esac
 
@@ -85,7 +91,7 @@ elif [ "$deb" = auto ]; then
     echo "note: no .deb (needs a Linux target and cargo-deb: cargo install cargo-deb)" >&2
 fi
 
-# Checksums of everything of this version in target/dist.
+# Checksums of everything of this version in $out.
 (
     cd "$out"
     shopt -s nullglob

@@ -4,16 +4,23 @@
 # example config, its examples uncommented) on a free loopback port and a fresh data directory,
 # store and take one item over the memcache protocol, stop it with SIGTERM and require status 0.
 #
-# Usage: dist/smoke.sh [ARCHIVE]   (default: target/dist/tern-<version>-<host>.tar.gz)
+# Usage: dist/smoke.sh [ARCHIVE]   (default: tern-<version>-<host>.tar.gz in dist/ of cargo's target
+#                                    directory, where dist/release.sh writes it: target/dist/ unless
+#                                    CARGO_TARGET_DIR or a cargo config moves it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 fail() { echo "smoke: FAIL: $*" >&2; exit 1; }
 
-version=$(cargo metadata --no-deps --format-version 1 |
-    python3 -c 'import json, sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "tern"))')
+# metadata CODE: runs the Python CODE with m, cargo's metadata of this package (parsed JSON).
+metadata() {
+    cargo metadata --no-deps --format-version 1 | python3 -c "import json, sys; m = json.load(sys.stdin); $1"
+}
+version=$(metadata 'print(next(p["version"] for p in m["packages"] if p["name"] == "tern"))')
+# Where cargo builds: CARGO_TARGET_DIR, a cargo config's build.target-dir, or ./target.
+target_dir=$(metadata 'print(m["target_directory"])')
 host=$(rustc -vV | sed -n 's/^host: //p')
-archive=${1:-target/dist/tern-$version-$host.tar.gz}
+archive=${1:-$target_dir/dist/tern-$version-$host.tar.gz}
 [ -f "$archive" ] || fail "no $archive: run dist/release.sh first"
 name=$(basename "$archive" .tar.gz)
 
