@@ -1,31 +1,35 @@
 //! The server's idle task (main.rs hands the allocator's memory release to it): it runs on the
-//! connection threads once no client has sent anything for a while, and never while clients
-//! keep sending. Runs `tern::server::run` in this process, so the task can be observed.
+//! connection threads once no client has sent anything since the last check, and never while
+//! clients keep sending. Runs `tern::server` in this process, so the task can be observed, and
+//! drives the checks through `IdleCheck` rather than the timer, so the machine's speed does
+//! not matter.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tern::queue::{Config as StoreConfig, Store, SyncMode};
 use tern::server::{self, WhenIdle};
 
-const IDLE_AFTER: Duration = Duration::from_millis(300);
+mod common;
+use common::wait_until;
+
+/// Threads serving connections; each check that runs the task spawns 4 runs per thread.
+const THREADS: usize = 2;
+const RUNS_PER_CHECK: usize = 4 * THREADS;
 
 static RUNS: AtomicUsize = AtomicUsize::new(0);
-static THREADS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static THREAD_NAMES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 fn count_run() {
-    RUNS.fetch_add(1, Ordering::SeqCst);
     let name = std::thread::current().name().unwrap_or("").to_string();
-    THREADS.lock().unwrap().push(name);
+    THREAD_NAMES.lock().unwrap().push(name);
+    RUNS.fetch_add(1, Ordering::SeqCst);
 }
 
-fn wait_for_runs(more_than: usize) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while RUNS.load(Ordering::SeqCst) <= more_than && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn runs() -> usize {
     RUNS.load(Ordering::SeqCst)
 }
 
@@ -40,28 +44,31 @@ fn runs_on_connection_threads_when_idle_and_never_under_load() {
         max_item_size: 1 << 20,
         max_connections: 100,
         allow_shutdown: true,
-        threads: None,
+        threads: NonZeroUsize::new(THREADS),
         release_memory: Some(WhenIdle {
-            after: IDLE_AFTER,
+            // Never by itself during the test: the checks below are asked for.
+            after: Duration::from_secs(3600),
             run: count_run,
         }),
     };
+    let server = server::Server::new(config, store);
+    let idle = server.idle_check();
     let (ready, address) = mpsc::channel();
-    let server = std::thread::spawn(move || {
-        server::run(config, store, |bound| ready.send(bound).unwrap()).unwrap();
+    let running = std::thread::spawn(move || {
+        server.run(|bound| ready.send(bound).unwrap()).unwrap();
     });
     let address = address.recv().unwrap();
 
     // Nobody has sent anything: the task runs, on the runtime's threads.
-    let idle_runs = wait_for_runs(0);
-    assert!(idle_runs > 0, "the idle task never ran");
-    let names = THREADS.lock().unwrap().clone();
+    assert!(idle.check_now(), "idle, but the task was not started");
+    wait_until("the task's runs", || runs() == RUNS_PER_CHECK);
+    let names = THREAD_NAMES.lock().unwrap().clone();
     assert!(
         names.iter().all(|name| name.starts_with("async-std")),
         "ran on {names:?}"
     );
 
-    // A client that never stops sending: not once in several idle periods.
+    // A client that sends between every two checks: the task is not started.
     let mut conn = TcpStream::connect(address).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -75,23 +82,19 @@ fn runs_on_connection_threads_when_idle_and_never_under_load() {
             assert_eq!(line, expected);
         }
     };
-    // From the first request on, every idle period sees input; runs spawned before it finish
-    // well within the pause.
-    roundtrip();
-    std::thread::sleep(Duration::from_millis(50));
-    let before = RUNS.load(Ordering::SeqCst);
-    let busy_until = Instant::now() + 4 * IDLE_AFTER;
-    while Instant::now() < busy_until {
+    for _ in 0..5 {
         roundtrip();
+        assert!(!idle.check_now(), "started under load");
     }
-    assert_eq!(RUNS.load(Ordering::SeqCst), before, "ran under load");
+    assert_eq!(runs(), RUNS_PER_CHECK, "ran under load");
 
     // Idle again: it runs again.
-    assert!(wait_for_runs(before) > before, "did not run after the load");
+    assert!(idle.check_now(), "idle after the load, but not started");
+    wait_until("the second check's runs", || runs() == 2 * RUNS_PER_CHECK);
 
     let mut conn = reader.get_ref().try_clone().unwrap();
     conn.write_all(b"shutdown\r\n").unwrap();
     let mut rest = Vec::new();
     let _ = reader.read_to_end(&mut rest);
-    server.join().unwrap();
+    running.join().unwrap();
 }

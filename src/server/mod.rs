@@ -5,12 +5,13 @@
 //! Glues `protocol` (bytes ↔ commands) to `queue` (the store). Every runtime-specific name
 //! comes from `runtime`. Imports inside run one way, so each file can be read alone:
 //! this file → `handler` (one task per client) → `session` (commands, open reads, group
-//! commit) → `connection` (socket and buffers); beside them `shared`, `config`, `shutdown`,
+//! commit) → `connection` (socket and buffers); beside them `idle`, `shared`, `config`, `shutdown`,
 //! `stats` and `runtime`, which import no other server file except `shared` → its parts.
 
 mod config;
 mod connection;
 mod handler;
+mod idle;
 pub mod runtime;
 mod session;
 mod shared;
@@ -18,6 +19,7 @@ mod shutdown;
 mod stats;
 
 pub use config::{Config, WhenIdle};
+pub use idle::IdleCheck;
 pub use shutdown::ShutdownHandle;
 
 use crate::queue::Store;
@@ -38,6 +40,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// signal handling, say) before [`Server::run`] blocks.
 pub struct Server {
     shared: Arc<Shared>,
+    idle_checks: (
+        async_channel::Sender<idle::Request>,
+        async_channel::Receiver<idle::Request>,
+    ),
 }
 
 impl Server {
@@ -49,12 +55,18 @@ impl Server {
                 counters: Arc::new(Counters::new()),
                 shutdown: Arc::new(Shutdown::new()),
             }),
+            idle_checks: async_channel::unbounded(),
         }
     }
 
     /// What stops this server gracefully from outside.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle(self.shared.shutdown.clone())
+    }
+
+    /// What makes the idle task ([`Config::release_memory`]) check now.
+    pub fn idle_check(&self) -> IdleCheck {
+        IdleCheck(self.idle_checks.0.clone())
     }
 
     /// Serves until told to stop (a [`ShutdownHandle`] or an allowed `shutdown` command); then
@@ -65,7 +77,8 @@ impl Server {
         let shared = self.shared;
         runtime::set_threads(shared.config.threads);
         if let Some(task) = shared.config.release_memory {
-            spawn(run_when_idle(task, shared.clone()));
+            let requests = self.idle_checks.1;
+            spawn(idle::run_when_idle(task, shared.clone(), requests));
         }
         runtime::block_on(async {
             let listener = TcpListener::bind(&shared.config.listen).await?;
@@ -126,30 +139,6 @@ async fn refuse(mut stream: TcpStream) {
         .write_all(b"SERVER_ERROR too many connections\r\n")
         .await;
     let _ = stream.close().await;
-}
-
-/// Runs `task` on the connection threads after each idle `task.after`, until the server stops.
-async fn run_when_idle(task: WhenIdle, shared: Arc<Shared>) {
-    let input = || shared.counters.bytes_read.load(Ordering::Relaxed);
-    let mut seen = input();
-    loop {
-        let tick = async {
-            sleep(task.after).await;
-            true
-        };
-        let stop = async {
-            shared.shutdown.wait().await;
-            false
-        };
-        if !tick.or(stop).await {
-            return;
-        }
-        let now = input();
-        if now == seen {
-            runtime::on_every_thread(task.run);
-        }
-        seen = now;
-    }
 }
 
 /// Waits (bounded) for every connection to finish.
