@@ -124,6 +124,15 @@ fn mixed(cfg: &Config) -> Report {
             done.store(true, Ordering::SeqCst);
         }
     });
+    // Each side on its own: the consumers' latency is what a waiting reader sees.
+    let secs = d.as_secs_f64().max(1e-9);
+    let mut consumer_hist = crate::hist::Hist::default();
+    let mut consumed = 0;
+    for o in &outs[producers..] {
+        consumer_hist.merge(&o.hist);
+        consumed += o.ops;
+    }
+    let produced: u64 = outs[..producers].iter().map(|o| o.ops).sum();
     let mut res = Out::merged(outs);
     let back = drain(cfg, q);
     let mut all = res.got.clone();
@@ -131,7 +140,14 @@ fn mixed(cfg: &Config) -> Report {
     res.absorb_faults(&back);
     let sum = check(&res.acked, &all);
     delete_queues(cfg, &queues, &mut res);
-    let extra = format!(" producers={producers} consumers={consumers}");
+    let extra = format!(
+        " producers={producers} consumers={consumers} produce_ops/s={:.0} consume_ops/s={:.0} \
+         consumer_p50_us={:.1} consumer_p99_us={:.1}",
+        produced as f64 / secs,
+        consumed as f64 / secs,
+        consumer_hist.quantile_us(0.50),
+        consumer_hist.quantile_us(0.99),
+    );
     Report::new(cfg, d.as_secs_f64(), res, sum, extra)
 }
 
