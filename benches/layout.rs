@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench --bench layout                       # the table in benches/README.md (~5 min)
 //! cargo bench --bench layout -- --items 100000     # a quick look
+//! cargo bench --bench layout -- --rows 1024x256,128x2048   # only these rows
 //! ```
 //!
 //! Each row fills one tree with ITEMS payloads of SIZE bytes, PER of them in each sled value
@@ -17,9 +18,19 @@ use std::time::Instant;
 
 const CACHE_BYTES: u64 = 16 << 20;
 
-/// (payload size, payloads per sled value): one per item as tern stores them today, an index
-/// entry per item with the payload elsewhere (24 B values), and 16 items packed per value.
-const ROWS: [(usize, u64); 5] = [(1024, 1), (1024, 16), (128, 1), (128, 16), (24, 1)];
+/// (payload size, payloads per sled value): one per item as format 1 stores them, an index
+/// entry per item with the payload elsewhere (24 B values), 16 items packed per value, and
+/// 256 KiB values, which sled writes as files of their own under `blobs/` (any value over a
+/// quarter of its 512 KiB segment) instead of into its log.
+const ROWS: [(u64, u64); 7] = [
+    (1024, 1),
+    (1024, 16),
+    (1024, 256),
+    (128, 1),
+    (128, 16),
+    (128, 2048),
+    (24, 1),
+];
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -36,20 +47,27 @@ fn main() -> ExitCode {
         };
     }
     let mut items: u64 = 4 << 20;
+    let mut rows = ROWS.to_vec();
     let mut rest = args.iter();
+    let usage = || {
+        eprintln!("usage: cargo bench --bench layout -- [--items N] [--rows SIZExPER,...]");
+        ExitCode::FAILURE
+    };
     while let Some(arg) = rest.next() {
-        // cargo bench passes --bench to harness = false targets; anything but --items is ignored.
-        if arg == "--items" {
-            match rest.next().and_then(|n| n.parse().ok()) {
+        // cargo bench passes --bench to harness = false targets; anything else is ignored.
+        match arg.as_str() {
+            "--items" => match rest.next().and_then(|n| n.parse().ok()) {
                 Some(n) => items = n,
-                None => {
-                    eprintln!("usage: cargo bench --bench layout -- [--items N]");
-                    return ExitCode::FAILURE;
-                }
-            }
+                None => return usage(),
+            },
+            "--rows" => match rest.next().and_then(|list| parse_rows(list)) {
+                Some(list) => rows = list,
+                None => return usage(),
+            },
+            _ => {}
         }
     }
-    match table(items) {
+    match table(items, &rows) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("layout: {error}");
@@ -58,12 +76,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn table(items: u64) -> Result<(), String> {
+/// `1024x256,128x2048`: rows of (payload size, payloads per value).
+fn parse_rows(list: &str) -> Option<Vec<(u64, u64)>> {
+    list.split(',')
+        .map(|row| {
+            let (size, per) = row.split_once('x')?;
+            Some((size.parse().ok()?, per.parse().ok().filter(|&p| p > 0)?))
+        })
+        .collect()
+}
+
+fn table(items: u64, rows: &[(u64, u64)]) -> Result<(), String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let dir = std::env::temp_dir().join(format!("tern-layout-{}", std::process::id()));
-    println!("| payload | per sled value | sled entries | fill, items/s | RSS after fill | first reopen | RSS | later reopen | RSS | drain, items/s | file after drain |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for (size, per) in ROWS {
+    println!("| payload | per sled value | sled entries | fill, items/s | RSS after fill | directory after fill | first reopen | RSS | later reopen | RSS | drain, items/s | directory after drain |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for &(size, per) in rows {
         let _ = std::fs::remove_dir_all(&dir);
         let mut cells = vec![
             format!("{size} B"),
@@ -87,6 +115,9 @@ fn table(items: u64) -> Result<(), String> {
                     .split('\t')
                     .map(str::to_owned),
             );
+            if step == "fill" {
+                cells.push(mib(dir_bytes(&dir)));
+            }
         }
         cells.push(mib(dir_bytes(&dir)));
         println!("| {} |", cells.join(" | "));
