@@ -53,7 +53,12 @@ fn stream() -> impl Strategy<Value = Vec<u8>> {
 /// Checks that `replies` is a sequence of lines and VALUE blocks SPEC.md allows.
 fn check_replies(mut replies: &[u8]) -> Result<(), String> {
     const LINES: &[&str] = &["STORED", "END", "DELETED", "NOT_FOUND", "OK", "ERROR"];
-    const PREFIXES: &[&str] = &["VERSION tern-", "STAT ", "CLIENT_ERROR ", "SERVER_ERROR "];
+    const PREFIXES: &[&str] = &[
+        "VERSION 1.6.0 tern-",
+        "STAT ",
+        "CLIENT_ERROR ",
+        "SERVER_ERROR ",
+    ];
     while !replies.is_empty() {
         let end = match replies.windows(2).position(|w| w == b"\r\n") {
             Some(end) => end,

@@ -1,14 +1,20 @@
 //! Request and reply bytes: builders for what a client sends and what the server must answer
 //! (SPEC.md), and `show`/`esc` to print bytes readably in failure messages.
 
-/// The version string the server must report (`VERSION tern-<semver>`).
+/// The server's version as `stats` reports it (`tern-<semver>`).
 pub fn version_string() -> String {
     format!("tern-{}", env!("CARGO_PKG_VERSION"))
 }
 
+/// What follows `VERSION ` in the reply to `version`: memcached's protocol level, then the
+/// server's version (`1.6.0 tern-<semver>`).
+pub fn version_text() -> String {
+    format!("1.6.0 {}", version_string())
+}
+
 /// The whole reply to `version`.
 pub fn version_reply() -> Vec<u8> {
-    format!("VERSION {}\r\n", version_string()).into_bytes()
+    format!("VERSION {}\r\n", version_text()).into_bytes()
 }
 
 /// Show bytes as an escaped string (`\r\n` visible), truncated around `focus`.
