@@ -9,13 +9,6 @@ use common::*;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const BAD_FORMAT: &[u8] = b"CLIENT_ERROR bad command line format\r\n";
-const BAD_NAME: &[u8] = b"CLIENT_ERROR bad queue name\r\n";
-const BAD_OPTIONS: &[u8] = b"CLIENT_ERROR bad get options\r\n";
-const CLOSE_FIRST: &[u8] = b"CLIENT_ERROR close current item first\r\n";
-const TOO_LARGE: &[u8] = b"SERVER_ERROR object too large for cache\r\n";
-const BAD_CHUNK: &[u8] = b"CLIENT_ERROR bad data chunk\r\n";
-
 /// Assert the connection still answers commands, in sync.
 #[track_caller]
 fn assert_alive(c: &mut Conn) {

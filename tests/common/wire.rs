@@ -1,6 +1,16 @@
 //! Request and reply bytes: builders for what a client sends and what the server must answer
 //! (SPEC.md), and `show`/`esc` to print bytes readably in failure messages.
 
+/// Error replies SPEC.md gives, as the server must send them.
+pub const BAD_FORMAT: &[u8] = b"CLIENT_ERROR bad command line format\r\n";
+pub const BAD_NAME: &[u8] = b"CLIENT_ERROR bad queue name\r\n";
+pub const BAD_OPTIONS: &[u8] = b"CLIENT_ERROR bad get options\r\n";
+pub const CLOSE_FIRST: &[u8] = b"CLIENT_ERROR close current item first\r\n";
+pub const TOO_LARGE: &[u8] = b"SERVER_ERROR object too large for cache\r\n";
+pub const BAD_CHUNK: &[u8] = b"CLIENT_ERROR bad data chunk\r\n";
+pub const INVALID_FLAG: &[u8] = b"CLIENT_ERROR invalid flag\r\n";
+pub const MODE_NOT_SUPPORTED: &[u8] = b"CLIENT_ERROR mode not supported for a queue\r\n";
+
 /// The server's version as `stats` reports it (`tern-<semver>`).
 pub fn version_string() -> String {
     format!("tern-{}", env!("CARGO_PKG_VERSION"))
