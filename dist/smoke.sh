@@ -89,7 +89,7 @@ def exchange(request, lines):
 
 item = b"hello from the smoke test"
 replies = [
-    (b"version\r\n", [b"VERSION tern-%s\r\n" % version.encode()]),
+    (b"version\r\n", [b"VERSION 1.6.0 tern-%s\r\n" % version.encode()]),
     (b"set smoke 5 0 %d\r\n%s\r\n" % (len(item), item), [b"STORED\r\n"]),
     (b"get smoke\r\n", [b"VALUE smoke 5 %d\r\n" % len(item), item + b"\r\n", b"END\r\n"]),
     (b"get smoke\r\n", [b"END\r\n"]),

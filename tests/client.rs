@@ -29,7 +29,7 @@ fn version() {
     let c = client(&s);
     let v = c.version().unwrap();
     assert_eq!(v.len(), 1);
-    assert_eq!(v[0].1, version_string());
+    assert_eq!(v[0].1, version_text());
 }
 
 #[test]
@@ -172,7 +172,7 @@ fn client_errors_surface_and_connection_keeps_working() {
         c.get::<String>("bad$name"),
         "CLIENT_ERROR bad queue name\r\n",
     );
-    assert_eq!(c.version().unwrap()[0].1, version_string());
+    assert_eq!(c.version().unwrap()[0].1, version_text());
     assert_client_error(
         c.get::<String>("q/peek/open"),
         "CLIENT_ERROR bad get options\r\n",

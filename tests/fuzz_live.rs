@@ -30,6 +30,26 @@ const SEEDS: &[&[u8]] = &[
     b"version\r\n",
     b"\r\n",
     b"GET q\n",
+    b"get q q\r\n",
+    b"stats malloc\r\n",
+    b"dump_stats\r\n",
+    b"ms q 5 F3 T0 O1 k c\r\nhello\r\n",
+    b"ms q+r 3 q\r\nabc\r\n",
+    b"ms q 3 ME\r\nabc\r\n",
+    b"ms q 70000 q\r\n",
+    b"ms cQ== 1 b k\r\nx\r\n",
+    b"mg q v f s t k O9 c\r\n",
+    b"mg q/open v\r\n",
+    b"mg q/close v q\r\n",
+    b"mg q/t=5 k\r\n",
+    b"mg q\r\n",
+    b"mg cQ== b k v\r\n",
+    b"mg q.c/peek v\r\n",
+    b"md q.c q\r\n",
+    b"md r k O2\r\n",
+    b"mn\r\n",
+    b"me q\r\n",
+    b"mg q x\r\n",
 ];
 
 fn stream() -> impl Strategy<Value = Vec<u8>> {
@@ -50,10 +70,20 @@ fn stream() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(piece, 1..24).prop_map(|pieces| pieces.concat())
 }
 
-/// Checks that `replies` is a sequence of lines and VALUE blocks SPEC.md allows.
+/// Checks that `replies` is a sequence of lines, VALUE and VA blocks SPEC.md allows.
 fn check_replies(mut replies: &[u8]) -> Result<(), String> {
-    const LINES: &[&str] = &["STORED", "END", "DELETED", "NOT_FOUND", "OK", "ERROR"];
-    const PREFIXES: &[&str] = &["VERSION tern-", "STAT ", "CLIENT_ERROR ", "SERVER_ERROR "];
+    const LINES: &[&str] = &["STORED", "END", "DELETED", "NOT_FOUND", "OK", "ERROR", "}"];
+    const PREFIXES: &[&str] = &[
+        "VERSION 1.6.0 tern-",
+        "STAT ",
+        "CLIENT_ERROR ",
+        "SERVER_ERROR ",
+        // dump_stats
+        "queue '",
+        "  ",
+    ];
+    // Meta replies: a code, alone or followed by flags.
+    const META: &[&str] = &["HD", "EN", "NF", "MN"];
     while !replies.is_empty() {
         let end = match replies.windows(2).position(|w| w == b"\r\n") {
             Some(end) => end,
@@ -62,25 +92,29 @@ fn check_replies(mut replies: &[u8]) -> Result<(), String> {
         };
         let line = String::from_utf8_lossy(&replies[..end]).into_owned();
         replies = &replies[end + 2..];
-        if LINES.contains(&line.as_str()) || PREFIXES.iter().any(|p| line.starts_with(p)) {
+        let meta = |code: &&str| line == *code || line.starts_with(&format!("{code} "));
+        if LINES.contains(&line.as_str())
+            || PREFIXES.iter().any(|p| line.starts_with(p))
+            || META.iter().any(meta)
+        {
             continue;
         }
         let fields: Vec<&str> = line.split(' ').collect();
-        match fields.as_slice() {
-            ["VALUE", _key, flags, bytes] if flags.parse::<u32>().is_ok() => {
-                let bytes: usize = bytes
-                    .parse()
-                    .map_err(|_| format!("bad VALUE line {line:?}"))?;
-                if replies.len() < bytes + 2 {
-                    return Ok(());
-                }
-                if &replies[bytes..bytes + 2] != b"\r\n" {
-                    return Err(format!("VALUE block of {bytes} bytes not followed by CRLF"));
-                }
-                replies = &replies[bytes + 2..];
-            }
+        let bytes = match fields.as_slice() {
+            ["VALUE", _key, flags, bytes] if flags.parse::<u32>().is_ok() => bytes,
+            ["VA", bytes, ..] => bytes,
             _ => return Err(format!("reply line of no allowed form: {line:?}")),
+        };
+        let bytes: usize = bytes
+            .parse()
+            .map_err(|_| format!("bad block size in {line:?}"))?;
+        if replies.len() < bytes + 2 {
+            return Ok(());
         }
+        if &replies[bytes..bytes + 2] != b"\r\n" {
+            return Err(format!("block of {bytes} bytes not followed by CRLF"));
+        }
+        replies = &replies[bytes + 2..];
     }
     Ok(())
 }

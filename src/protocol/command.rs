@@ -1,6 +1,7 @@
 //! The commands a client can send, already validated: names are legal, options are a legal
 //! combination, numbers are in range.
 
+use super::meta::{MetaDelete, MetaGet, MetaSet};
 use super::Error;
 
 /// One parsed request.
@@ -20,10 +21,20 @@ pub enum Command {
     Version,
     /// `stats`.
     Stats,
+    /// `dump_stats`: the per-queue figures of `stats` in Kestrel's format.
+    DumpStats,
     /// `quit`.
     Quit,
     /// `shutdown`.
     Shutdown,
+    /// `ms <key> <datalen> <flag>*` + data block: a `set` in meta syntax.
+    MetaSet(MetaSet),
+    /// `mg <key> <flag>*`: a `get` of one key in meta syntax.
+    MetaGet(MetaGet),
+    /// `md <key> <flag>*`: a `delete` in meta syntax.
+    MetaDelete(MetaDelete),
+    /// `mn`: marks the end of a batch of quiet meta commands.
+    MetaNoop,
 }
 
 /// A `set`: one item for one or more queues.
@@ -43,7 +54,7 @@ pub struct Set {
 /// A `get` of one or more keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Get {
-    /// The keys that parsed, left to right.
+    /// The keys that parsed, left to right; a key repeated verbatim appears once.
     pub keys: Vec<Key>,
     /// The error of the first key that did not parse: it is sent after the replies of `keys`,
     /// instead of `END`.

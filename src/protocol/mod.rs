@@ -8,12 +8,20 @@
 //! SPEC.md; this module is its executable form.
 
 mod command;
+mod meta;
 mod parse;
+mod parse_meta;
 mod reply;
 
 pub use command::{Command, Get, GetOptions, Key, Set, Target};
+pub use meta::{seconds_left, Meta, MetaCode, MetaDelete, MetaGet, MetaItem, MetaSet, Returned};
 pub use parse::{parse, Rejection, MAX_LINE, MAX_NAME};
 pub use reply::Reply;
+
+/// The memcached protocol level tern speaks (text and meta commands of memcached 1.6), the
+/// first token of the `version` reply: libmemcached-based clients refuse a version whose first
+/// number is not 1–255, and node clients parse it as `x.y.z`.
+pub const MEMCACHED_LEVEL: &str = "1.6.0";
 
 /// A request the protocol rejects; `Display` is the reply line without its `\r\n`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +50,12 @@ pub enum Error {
     /// A data block over the server's maximum item size.
     #[error("SERVER_ERROR object too large for cache")]
     TooLarge,
+    /// A meta command flag that command does not know.
+    #[error("CLIENT_ERROR invalid flag")]
+    InvalidFlag,
+    /// An `ms` mode other than set (add, append, prepend, replace): a queue only appends.
+    #[error("CLIENT_ERROR mode not supported for a queue")]
+    ModeNotSupported,
 }
 
 impl Error {

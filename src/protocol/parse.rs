@@ -1,6 +1,8 @@
-//! The parser: the start of an input buffer → a command, "need more", or a rejection.
+//! The parser: the start of an input buffer → a command, "need more", or a rejection. The
+//! meta commands' lines are read by `parse_meta`, with the helpers here.
 
 use super::command::{Command, Get, GetOptions, Key, Set, Target};
+use super::parse_meta;
 use super::Error;
 
 /// Longest command line, not counting its `\r\n` (memcached's limit).
@@ -22,7 +24,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn line(error: Error, consumed: usize) -> Rejection {
+    pub(super) fn line(error: Error, consumed: usize) -> Rejection {
         Rejection {
             error,
             consumed,
@@ -53,6 +55,20 @@ pub fn parse(buf: &[u8], max_item_size: u32) -> Result<Option<(Command, usize)>,
 
     let command = if is("set") {
         return parse_set(buf, &args, line_len, max_item_size);
+    } else if is("ms") {
+        return parse_meta::parse_ms(buf, &args, line_len, max_item_size);
+    } else if is("mg") || is("md") || is("mn") {
+        let parsed = if is("mg") {
+            parse_meta::parse_mg(&args)
+        } else if is("md") {
+            parse_meta::parse_md(&args)
+        } else {
+            parse_meta::parse_mn(&args)
+        };
+        match parsed {
+            Ok(command) => command,
+            Err(error) => return fail(error),
+        }
     } else if is("get") || is("gets") {
         if args.is_empty() {
             return fail(Error::BadFormat);
@@ -82,11 +98,17 @@ pub fn parse(buf: &[u8], max_item_size: u32) -> Result<Option<(Command, usize)>,
             _ => return fail(Error::BadFormat),
         }
         Command::FlushAll { noreply }
+    } else if is("stats") && !args.is_empty() {
+        // memcached's answer to a stats group it does not know; some clients (Perl's
+        // Cache::Memcached) send `stats malloc` and stall on anything but ERROR or END.
+        return fail(Error::UnknownCommand);
     } else {
         let command = if is("version") {
             Command::Version
         } else if is("stats") {
             Command::Stats
+        } else if is("dump_stats") {
+            Command::DumpStats
         } else if is("quit") {
             Command::Quit
         } else if is("shutdown") {
@@ -162,34 +184,54 @@ fn parse_set(
         None => return fail(Error::BadFormat),
     };
     if bytes > max_item_size {
-        return Err(Rejection {
-            error: Error::TooLarge,
-            consumed: line_len,
-            discard: u64::from(bytes) + 2,
-            silent: noreply,
-        });
+        return Err(too_large(line_len, bytes, noreply));
     }
-    let bytes = bytes as usize;
-    let total = line_len + bytes + 2;
-    if buf.len() < total {
-        return Ok(None);
-    }
-    if &buf[line_len + bytes..total] != b"\r\n" {
-        return Err(Rejection {
-            error: Error::BadDataChunk,
-            consumed: total,
-            discard: 0,
-            silent: noreply,
-        });
-    }
+    let (data, total) = match data_block(buf, line_len, bytes, noreply)? {
+        Some(block) => block,
+        None => return Ok(None),
+    };
     let set = Set {
         queues,
         flags,
         exptime,
-        data: buf[line_len..line_len + bytes].to_vec(),
+        data: data.to_vec(),
         noreply,
     };
     Ok(Some((Command::Set(set), total)))
+}
+
+/// A `<bytes>` over the item size limit: replied at once, the block dropped as it arrives.
+pub(super) fn too_large(line_len: usize, bytes: u32, silent: bool) -> Rejection {
+    Rejection {
+        error: Error::TooLarge,
+        consumed: line_len,
+        discard: u64::from(bytes) + 2,
+        silent,
+    }
+}
+
+/// The data block of `bytes` bytes after a line of `line_len`, and how many bytes line and
+/// block take with the block's `\r\n`: `Ok(None)` until all have arrived.
+pub(super) fn data_block(
+    buf: &[u8],
+    line_len: usize,
+    bytes: u32,
+    silent: bool,
+) -> Result<Option<(&[u8], usize)>, Rejection> {
+    let end = line_len + bytes as usize;
+    let total = end + 2;
+    if buf.len() < total {
+        return Ok(None);
+    }
+    if &buf[end..total] != b"\r\n" {
+        return Err(Rejection {
+            error: Error::BadDataChunk,
+            consumed: total,
+            discard: 0,
+            silent,
+        });
+    }
+    Ok(Some((&buf[line_len..end], total)))
 }
 
 fn parse_set_numbers(
@@ -198,17 +240,29 @@ fn parse_set_numbers(
     bytes: &[u8],
     noreply: bool,
 ) -> Option<(u32, i64, u32, bool)> {
-    let flags = u32::try_from(parse_digits(flags)?).ok()?;
-    let exptime = match exptime.strip_prefix(b"-") {
-        Some(magnitude) => 0i64.checked_sub_unsigned(parse_digits(magnitude)?)?,
-        None => i64::try_from(parse_digits(exptime)?).ok()?,
-    };
-    let bytes = u32::try_from(parse_digits(bytes)?).ok()?;
-    Some((flags, exptime, bytes, noreply))
+    Some((
+        parse_u32(flags)?,
+        parse_i64(exptime)?,
+        parse_u32(bytes)?,
+        noreply,
+    ))
+}
+
+/// Digits that fit in a u32.
+pub(super) fn parse_u32(bytes: &[u8]) -> Option<u32> {
+    u32::try_from(parse_digits(bytes)?).ok()
+}
+
+/// Digits, maybe after a `-`, that fit in an i64.
+pub(super) fn parse_i64(bytes: &[u8]) -> Option<i64> {
+    match bytes.strip_prefix(b"-") {
+        Some(magnitude) => 0i64.checked_sub_unsigned(parse_digits(magnitude)?),
+        None => i64::try_from(parse_digits(bytes)?).ok(),
+    }
 }
 
 /// `a+b+c` → `["a", "b", "c"]`, duplicates dropped, first order kept.
-fn parse_set_names(token: &[u8]) -> Result<Vec<String>, Error> {
+pub(super) fn parse_set_names(token: &[u8]) -> Result<Vec<String>, Error> {
     let mut queues: Vec<String> = Vec::new();
     for part in token.split(|&b| b == b'+') {
         let name = parse_name(part)?;
@@ -219,9 +273,15 @@ fn parse_set_names(token: &[u8]) -> Result<Vec<String>, Error> {
     Ok(queues)
 }
 
+/// The keys of a `get`, a key repeated verbatim kept once: memcache clients return a
+/// multi-get as a map by key, so a second item for the same key would reach nobody.
 fn parse_get_keys(args: &[&[u8]]) -> Get {
     let mut keys = Vec::with_capacity(args.len());
+    let mut seen = std::collections::HashSet::with_capacity(args.len());
     for raw in args {
+        if !seen.insert(*raw) {
+            continue;
+        }
         match parse_key(raw) {
             Ok(key) => keys.push(key),
             Err(error) => {
@@ -236,7 +296,7 @@ fn parse_get_keys(args: &[&[u8]]) -> Get {
 }
 
 /// `<queue>[.<cursor>][/<option>…]`.
-fn parse_key(raw: &[u8]) -> Result<Key, Error> {
+pub(super) fn parse_key(raw: &[u8]) -> Result<Key, Error> {
     let mut parts = raw.split(|&b| b == b'/');
     let target = parse_target(parts.next().unwrap_or_default())?;
     let mut options = GetOptions::default();
@@ -279,7 +339,7 @@ fn parse_key(raw: &[u8]) -> Result<Key, Error> {
 }
 
 /// `<queue>` or `<queue>.<cursor>`.
-fn parse_target(token: &[u8]) -> Result<Target, Error> {
+pub(super) fn parse_target(token: &[u8]) -> Result<Target, Error> {
     let (queue, cursor) = match memchr::memchr(b'.', token) {
         Some(dot) => (&token[..dot], Some(parse_name(&token[dot + 1..])?)),
         None => (token, None),

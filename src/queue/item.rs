@@ -44,7 +44,7 @@ impl Item {
     }
 
     /// When the item expires (unix ms), `None` for never.
-    pub(crate) fn expires_ms(&self) -> Option<u64> {
+    pub fn expires_ms(&self) -> Option<u64> {
         self.record.expires_ms()
     }
 

@@ -119,6 +119,13 @@ impl Connection {
         reply.encode(&mut self.out);
     }
 
+    /// Gathers a reply if there is one (a quiet meta command has none).
+    pub(crate) fn write_some(&mut self, reply: Option<Reply>) {
+        if let Some(reply) = reply {
+            self.write(reply);
+        }
+    }
+
     /// Whether the gathered replies are worth writing before the batch ends.
     pub(crate) fn over_high_water(&self) -> bool {
         self.out.len() >= OUT_HIGH_WATER

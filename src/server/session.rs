@@ -9,7 +9,9 @@ use super::connection::{Connection, Mark};
 use super::runtime::sleep;
 use super::shared::Shared;
 use super::stats::{self, bump};
-use crate::protocol::{Command, Error as ProtocolError, Get, Key, Reply, Set, Target};
+use crate::protocol::{
+    seconds_left, Command, Error as ProtocolError, Get, Key, MetaGet, MetaItem, Reply, Set, Target,
+};
 use crate::queue::{self, now_ms, Item, Lease, Pending, ReadMode};
 use futures_lite::FutureExt;
 use std::collections::HashMap;
@@ -35,7 +37,8 @@ pub(crate) enum Flow {
 #[derive(Default)]
 struct Unsynced {
     writes: Vec<Pending>,
-    /// Per set: whether it asked for no reply.
+    /// Per set: whether it asked for no reply, errors included (`noreply`; an `ms` never
+    /// does, as `q` hides only its success).
     noreply: Vec<bool>,
     /// Where the first set's reply starts (`None` while no set waits).
     replies_from: Option<Mark>,
@@ -77,14 +80,34 @@ impl Session {
     }
 
     pub(crate) async fn execute(&mut self, command: Command, conn: &mut Connection) -> Flow {
-        if !matches!(command, Command::Set(_)) {
+        if !matches!(command, Command::Set(_) | Command::MetaSet(_)) {
             // Whatever this command reads or says comes after the pending sets are durable.
             self.settle(conn).await;
         }
         let store = &self.shared.store;
         match command {
-            Command::Set(set) => self.set(set, conn).await,
+            Command::Set(set) => {
+                let ack = |conn: &mut Connection| {
+                    if !set.noreply {
+                        conn.write(Reply::Stored);
+                    }
+                };
+                self.set(&set, ack, conn).await;
+            }
+            Command::MetaSet(ms) => {
+                let ack = |conn: &mut Connection| conn.write_some(ms.stored());
+                self.set(&ms.set, ack, conn).await;
+            }
             Command::Get(get) => return self.get(get, conn).await,
+            Command::MetaGet(mg) => return self.meta_get(&mg, conn).await,
+            Command::MetaDelete(md) => {
+                let target = &md.target;
+                match store.delete(&target.queue, target.cursor.as_deref()).await {
+                    Ok(existed) => conn.write_some(md.reply(existed)),
+                    Err(e) => return server_error(conn, &e, false),
+                }
+            }
+            Command::MetaNoop => conn.write(Reply::MetaNoop),
             Command::Delete { target, noreply } => {
                 let reply = match store.delete(&target.queue, target.cursor.as_deref()).await {
                     Ok(true) => Reply::Deleted,
@@ -114,6 +137,7 @@ impl Session {
                 &store.stats(),
                 store.disk_bytes(),
             ),
+            Command::DumpStats => stats::encode_dump(|reply| conn.write(reply), &store.stats()),
             Command::Quit => return Flow::Close,
             Command::Shutdown if self.shared.config.allow_shutdown => return Flow::Shutdown,
             Command::Shutdown => conn.write(Reply::Error(ProtocolError::UnknownCommand)),
@@ -121,7 +145,8 @@ impl Session {
         Flow::Continue
     }
 
-    async fn set(&mut self, set: Set, conn: &mut Connection) {
+    /// Stores `set`; `ack` writes its reply (if any), which holds until the sync.
+    async fn set(&mut self, set: &Set, ack: impl FnOnce(&mut Connection), conn: &mut Connection) {
         bump(&self.shared.counters.cmd_set, 1);
         let expires = set.expires_at_ms(now_ms());
         let store = &self.shared.store;
@@ -132,9 +157,7 @@ impl Session {
                 unsynced.writes.push(pending);
                 unsynced.noreply.push(set.noreply);
                 unsynced.items += set.queues.len() as u64;
-                if !set.noreply {
-                    conn.write(Reply::Stored);
-                }
+                ack(conn);
                 if self.unsynced.writes.len() >= MAX_UNSYNCED {
                     self.settle(conn).await;
                 }
@@ -212,6 +235,31 @@ impl Session {
             Some(error) => Reply::Error(error),
             None => Reply::End,
         });
+        Flow::Continue
+    }
+
+    /// `mg`: one key read as `get` reads it, except that without `v` nothing is taken (see
+    /// [`MetaGet::read_options`]), and the reply in meta form.
+    async fn meta_get(&mut self, mg: &MetaGet, conn: &mut Connection) -> Flow {
+        let key = Key {
+            options: mg.read_options(),
+            ..mg.key.clone()
+        };
+        match self.get_key(&key, conn).await {
+            Ok(item) => {
+                let item = item.as_ref().map(|item| MetaItem {
+                    flags: item.flags(),
+                    data: item.data(),
+                    ttl: seconds_left(item.expires_ms(), now_ms()),
+                });
+                conn.write_some(mg.reply(item));
+            }
+            Err(KeyError::Protocol(error)) => conn.write(Reply::Error(error)),
+            Err(KeyError::Store(error)) => return server_error(conn, &error, false),
+        }
+        if self.gone {
+            return Flow::Close;
+        }
         Flow::Continue
     }
 

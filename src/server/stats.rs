@@ -1,7 +1,8 @@
-//! Server-wide counters and the `stats` reply. Imports nothing of the server.
+//! Server-wide counters, and the `stats` and `dump_stats` replies, which show the same
+//! per-queue and per-cursor figures from one list. Imports nothing of the server.
 
 use crate::protocol::Reply;
-use crate::queue::{now_ms, QueueStats};
+use crate::queue::{now_ms, CursorStats, QueueStats};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -80,31 +81,58 @@ pub fn encode(
     }
     for queue in queues {
         let q = &queue.name;
-        let per_queue: [(&str, u64); 7] = [
-            ("items", queue.items),
-            ("bytes", queue.bytes),
-            ("total_items", queue.total_items),
-            ("expired_items", queue.expired_items),
-            ("open_transactions", queue.open_transactions),
-            ("waiters", queue.waiters),
-            ("age_ms", queue.age_ms),
-        ];
-        for (name, value) in per_queue {
+        for (name, value) in queue_fields(queue) {
             emit(Reply::Stat(&format!("queue_{q}_{name}"), &value));
         }
         for cursor in &queue.cursors {
             let c = &cursor.name;
-            let per_cursor: [(&str, u64); 3] = [
-                ("items", cursor.items),
-                ("failed_items", cursor.failed_items),
-                ("open_transactions", cursor.open_transactions),
-            ];
-            for (name, value) in per_cursor {
+            for (name, value) in cursor_fields(cursor) {
                 emit(Reply::Stat(&format!("queue_{q}.{c}_{name}"), &value));
             }
         }
     }
     emit(Reply::End);
+}
+
+/// Hands the whole `dump_stats` reply to `emit`, `END` included: the figures of `stats`, in
+/// the same order, one Kestrel-style block per queue and per cursor.
+pub fn encode_dump(mut emit: impl FnMut(Reply), queues: &[QueueStats]) {
+    for queue in queues {
+        let q = &queue.name;
+        emit(Reply::StatBlock {
+            name: q,
+            fields: &queue_fields(queue),
+        });
+        for cursor in &queue.cursors {
+            emit(Reply::StatBlock {
+                name: &format!("{q}.{}", cursor.name),
+                fields: &cursor_fields(cursor),
+            });
+        }
+    }
+    emit(Reply::End);
+}
+
+/// A queue's figures, in SPEC.md's order.
+fn queue_fields(queue: &QueueStats) -> [(&'static str, u64); 7] {
+    [
+        ("items", queue.items),
+        ("bytes", queue.bytes),
+        ("total_items", queue.total_items),
+        ("expired_items", queue.expired_items),
+        ("open_transactions", queue.open_transactions),
+        ("waiters", queue.waiters),
+        ("age_ms", queue.age_ms),
+    ]
+}
+
+/// A cursor's figures, in SPEC.md's order.
+fn cursor_fields(cursor: &CursorStats) -> [(&'static str, u64); 3] {
+    [
+        ("items", cursor.items),
+        ("failed_items", cursor.failed_items),
+        ("open_transactions", cursor.open_transactions),
+    ]
 }
 
 /// Resident memory of this process (Linux; 0 elsewhere).

@@ -17,7 +17,7 @@ def check(what, got, expected):
     print(f"ok   {what}: {got!r}")
 
 
-check("version", client.version().startswith(b"tern-"), True)
+check("version", client.version().startswith(b"1.6.0 tern-"), True)
 check("flush_all", client.flush_all(noreply=False), True)
 
 # Producer: set appends to the tail of queue `work`.

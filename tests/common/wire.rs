@@ -1,14 +1,30 @@
 //! Request and reply bytes: builders for what a client sends and what the server must answer
 //! (SPEC.md), and `show`/`esc` to print bytes readably in failure messages.
 
-/// The version string the server must report (`VERSION tern-<semver>`).
+/// Error replies SPEC.md gives, as the server must send them.
+pub const BAD_FORMAT: &[u8] = b"CLIENT_ERROR bad command line format\r\n";
+pub const BAD_NAME: &[u8] = b"CLIENT_ERROR bad queue name\r\n";
+pub const BAD_OPTIONS: &[u8] = b"CLIENT_ERROR bad get options\r\n";
+pub const CLOSE_FIRST: &[u8] = b"CLIENT_ERROR close current item first\r\n";
+pub const TOO_LARGE: &[u8] = b"SERVER_ERROR object too large for cache\r\n";
+pub const BAD_CHUNK: &[u8] = b"CLIENT_ERROR bad data chunk\r\n";
+pub const INVALID_FLAG: &[u8] = b"CLIENT_ERROR invalid flag\r\n";
+pub const MODE_NOT_SUPPORTED: &[u8] = b"CLIENT_ERROR mode not supported for a queue\r\n";
+
+/// The server's version as `stats` reports it (`tern-<semver>`).
 pub fn version_string() -> String {
     format!("tern-{}", env!("CARGO_PKG_VERSION"))
 }
 
+/// What follows `VERSION ` in the reply to `version`: memcached's protocol level, then the
+/// server's version (`1.6.0 tern-<semver>`).
+pub fn version_text() -> String {
+    format!("1.6.0 {}", version_string())
+}
+
 /// The whole reply to `version`.
 pub fn version_reply() -> Vec<u8> {
-    format!("VERSION {}\r\n", version_string()).into_bytes()
+    format!("VERSION {}\r\n", version_text()).into_bytes()
 }
 
 /// Show bytes as an escaped string (`\r\n` visible), truncated around `focus`.

@@ -41,7 +41,7 @@ fn check_step(buf: &[u8], max: u32, result: &Result<Option<(Command, usize)>, Re
                         );
                     }
                 }
-                Command::Set(set) => {
+                Command::Set(set) | Command::MetaSet(MetaSet { set, .. }) => {
                     assert!(!set.queues.is_empty(), "{what}");
                     assert!(set.data.len() <= max as usize, "{what}");
                 }

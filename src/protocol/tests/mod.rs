@@ -7,6 +7,7 @@ use super::*;
 
 mod connection;
 mod expiry;
+mod meta;
 mod property;
 mod rejected;
 mod replies;
@@ -22,6 +23,8 @@ const BAD_OPTIONS: &[u8] = b"CLIENT_ERROR bad get options\r\n";
 const BAD_CHUNK: &[u8] = b"CLIENT_ERROR bad data chunk\r\n";
 const TOO_LONG: &[u8] = b"CLIENT_ERROR line too long\r\n";
 const TOO_LARGE: &[u8] = b"SERVER_ERROR object too large for cache\r\n";
+const INVALID_FLAG: &[u8] = b"CLIENT_ERROR invalid flag\r\n";
+const MODE_NOT_SUPPORTED: &[u8] = b"CLIENT_ERROR mode not supported for a queue\r\n";
 
 /// Every reply SPEC.md allows the parser to produce for a rejected input.
 const PARSE_REPLIES: &[&[u8]] = &[
@@ -32,6 +35,8 @@ const PARSE_REPLIES: &[&[u8]] = &[
     BAD_CHUNK,
     TOO_LONG,
     TOO_LARGE,
+    INVALID_FLAG,
+    MODE_NOT_SUPPORTED,
 ];
 
 const NO_OPTS: GetOptions = GetOptions {

@@ -4,7 +4,7 @@
 use super::*;
 
 /// A rejected input and what SPEC says happens to it.
-struct Bad {
+pub(super) struct Bad {
     input: Vec<u8>,
     reply: &'static [u8],
     consumed: usize,
@@ -14,7 +14,7 @@ struct Bad {
 }
 
 /// A rejection that consumes the whole input and discards nothing more.
-fn bad(input: impl AsRef<[u8]>, reply: &'static [u8]) -> Bad {
+pub(super) fn bad(input: impl AsRef<[u8]>, reply: &'static [u8]) -> Bad {
     let input = input.as_ref().to_vec();
     Bad {
         consumed: input.len(),
@@ -27,24 +27,24 @@ fn bad(input: impl AsRef<[u8]>, reply: &'static [u8]) -> Bad {
 }
 
 impl Bad {
-    fn consumed(self, consumed: usize) -> Bad {
+    pub(super) fn consumed(self, consumed: usize) -> Bad {
         Bad { consumed, ..self }
     }
-    fn discard(self, discard: u64) -> Bad {
+    pub(super) fn discard(self, discard: u64) -> Bad {
         Bad { discard, ..self }
     }
-    fn silent(self) -> Bad {
+    pub(super) fn silent(self) -> Bad {
         Bad {
             silent: true,
             ..self
         }
     }
-    fn max(self, max: u32) -> Bad {
+    pub(super) fn max(self, max: u32) -> Bad {
         Bad { max, ..self }
     }
 }
 
-fn check_rejections(cases: Vec<Bad>) {
+pub(super) fn check_rejections(cases: Vec<Bad>) {
     for case in cases {
         let what = show(&case.input);
         match parse(&case.input, case.max) {
@@ -84,7 +84,12 @@ fn malformed_lines_get_their_spec_reply() {
         bad("set\r\n", BAD_FORMAT),
         // extra or wrong tokens
         bad("version x\r\n", BAD_FORMAT),
-        bad("stats items\r\n", BAD_FORMAT),
+        bad("dump_stats x\r\n", BAD_FORMAT),
+        // a stats group: memcached's answer to one it does not know
+        bad("stats items\r\n", ERROR),
+        bad("stats malloc\r\n", ERROR),
+        bad("STATS slabs\r\n", ERROR),
+        bad("stats  detail on\r\n", ERROR),
         bad("quit now\r\n", BAD_FORMAT),
         bad("shutdown now\r\n", BAD_FORMAT),
         bad("delete q r\r\n", BAD_FORMAT),
@@ -285,6 +290,8 @@ fn bad_get_keys_stop_the_command_there() {
         ("get a b/bogus c\r\n", &["a"], BAD_OPTIONS),
         ("get a/open b.c c.d.e d\r\n", &["a/open", "b.c"], BAD_NAME),
         ("gets a b c/peek/open\n", &["a", "b"], BAD_OPTIONS),
+        // a repeat of a good key adds nothing before the bad one
+        ("get a a b! c\r\n", &["a"], BAD_NAME),
     ];
     for (input, good, reply) in cases {
         assert_get_error(input.as_bytes(), good, reply);

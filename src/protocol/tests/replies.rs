@@ -60,7 +60,7 @@ fn replies_encode_to_exact_bytes() {
         ),
         (
             Reply::Version("tern-0.1.0"),
-            b"VERSION tern-0.1.0\r\n".to_vec(),
+            b"VERSION 1.6.0 tern-0.1.0\r\n".to_vec(),
         ),
         (
             Reply::Stat("uptime", &42u64),

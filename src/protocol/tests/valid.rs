@@ -86,6 +86,16 @@ pub(super) fn valid_cases() -> Vec<(Vec<u8>, Command)> {
         case("GeTs q\r\n", get(vec![plain("q")])),
         case("get q\n", get(vec![plain("q")])),
         case("get   a    b  \r\n", get(vec![plain("a"), plain("b")])),
+        // a key repeated verbatim is served once; the same queue under another key is not
+        case("get q q\r\n", get(vec![plain("q")])),
+        case("gets a b a b a\r\n", get(vec![plain("a"), plain("b")])),
+        case(
+            "get q/peek q q/peek\r\n",
+            get(vec![
+                key("q/peek", "q", None, opts(|o| o.peek = true)),
+                plain("q"),
+            ]),
+        ),
         case("get AZaz09_-:\r\n", get(vec![plain("AZaz09_-:")])),
         case(
             "get a b.c d/peek\r\n",
@@ -172,12 +182,18 @@ pub(super) fn valid_cases() -> Vec<(Vec<u8>, Command)> {
         case("VERSION\r\n", Command::Version),
         case("stats\r\n", Command::Stats),
         case("stats\n", Command::Stats),
+        case("stats \r\n", Command::Stats),
+        case("dump_stats\r\n", Command::DumpStats),
+        case("DUMP_STATS\n", Command::DumpStats),
         case("quit\r\n", Command::Quit),
         case("shutdown\r\n", Command::Shutdown),
         case("  version  \r\n", Command::Version),
         // a command line of exactly MAX_LINE bytes is fine
         case(long_line, get(vec![plain("q")])),
     ]
+    .into_iter()
+    .chain(super::meta::meta_valid_cases())
+    .collect()
 }
 
 #[test]
