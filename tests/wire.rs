@@ -691,6 +691,21 @@ fn blocking_get_is_woken_by_set_on_another_connection() {
 }
 
 #[test]
+fn replies_before_a_blocking_get_go_out_before_it_waits() {
+    let s = Server::start();
+    let mut c = Conn::connect(&s);
+    let mut producer = Conn::connect(&s);
+    // One batch: a set, a get that finds it, then a wait on an empty queue.
+    c.send(b"set a 0 0 1\r\nx\r\nget a\r\nget b/t=8000\r\n");
+    // Its first replies arrive while the last command still waits: held back, they would
+    // come with the wait's END, after 8 s, and this would read that END too soon.
+    c.expect(b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n");
+    producer.wait_stat("queue_b_waiters", "1");
+    producer.set("b", b"late");
+    c.expect(b"VALUE b/t=8000 0 4\r\nlate\r\nEND\r\n");
+}
+
+#[test]
 fn blocking_open_and_peek_are_woken() {
     let s = Server::start();
     let mut w1 = Conn::connect(&s);

@@ -361,6 +361,15 @@ impl Session {
         if wait.is_zero() {
             return store.read(queue, cursor, mode);
         }
+        if let Some(read) = store.read(queue, cursor, mode)? {
+            return Ok(Some(read));
+        }
+        // About to wait: the replies gathered so far (earlier commands of the batch, earlier
+        // keys of this one; pending sets settled before any read) go out now, not after it.
+        if conn.flush().await.is_err() {
+            self.gone = true;
+            return Ok(None);
+        }
         let shared = &self.shared;
         let until = async {
             let timeout = async {
