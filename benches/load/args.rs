@@ -81,6 +81,9 @@ struct RunArgs {
     /// A reader gives up after this long without an item [default: 3]
     #[structopt(long, value_name = "SECS", parse(try_from_str = seconds))]
     idle_timeout: Option<Duration>,
+    /// Mixed: an idle consumer's blocking read, `get q/t=MS` [default: 100]
+    #[structopt(long, value_name = "MS", parse(try_from_str = number))]
+    wait_ms: Option<u64>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -183,6 +186,8 @@ pub struct Config {
     pub pairs: bool,
     pub label: String,
     pub idle: Duration,
+    /// Mixed: the `/t=` of an idle consumer's blocking read.
+    pub wait_ms: u64,
     /// Prefix of the queue names / memcached keys of this run (unique per run).
     pub name: String,
 }
@@ -203,6 +208,7 @@ impl Default for Config {
             pairs: false,
             label: String::new(),
             idle: Duration::from_secs(3),
+            wait_ms: 100,
             name: String::new(),
         }
     }
@@ -285,6 +291,7 @@ impl RunArgs {
             pairs: self.reliable_mode.unwrap_or(d.pairs),
             label: self.label.unwrap_or(d.label),
             idle: self.idle_timeout.unwrap_or(d.idle),
+            wait_ms: self.wait_ms.unwrap_or(d.wait_ms),
             name: d.name,
         }
     }

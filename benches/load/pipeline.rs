@@ -190,7 +190,7 @@ pub struct ReadJob {
     pub timed: bool,
     /// Send this line at the end (reliable chains: `get q/close`).
     pub finish: Option<String>,
-    /// After a batch that brought nothing, send this one key alone (a blocking `q/t=100`)
+    /// After a batch that brought nothing, send this one key alone (a blocking `q/t=MS`)
     /// instead of a batch, so an idle reader neither spins nor queues up many waits.
     pub wait: Option<String>,
 }
@@ -295,6 +295,8 @@ pub fn read(job: ReadJob, start: Option<Arc<Barrier>>, client: io::Result<Client
             out.error(format!("write: {e}"));
             break;
         }
+        // A lone blocking `get q/t=…` (see `ReadJob::wait`).
+        let blocking = job.wait.is_some() && empty_before && matches!(job.plan, GetPlan::Fixed(_));
         let mut hits = 0u64;
         for j in 0..k {
             match c.read_get(&mut data) {
@@ -317,6 +319,7 @@ pub fn read(job: ReadJob, start: Option<Arc<Barrier>>, client: io::Result<Client
                         hits += 1;
                     } else if !is_close {
                         out.misses += 1;
+                        out.wait_timeouts += u64::from(blocking);
                     }
                 }
                 Ok(Err(line)) => out.error(format!("get: {line}")),

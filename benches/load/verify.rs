@@ -10,6 +10,8 @@ use crate::payload::{decode, pack};
 pub struct Out {
     pub ops: u64,
     pub misses: u64,
+    /// Blocking reads (`/t=`) that ended empty: their wait ran out.
+    pub wait_timeouts: u64,
     pub errors: u64,
     pub first_error: Option<String>,
     pub hist: Hist,
@@ -82,6 +84,7 @@ impl Out {
     pub fn absorb(&mut self, o: Out) {
         self.ops += o.ops;
         self.misses += o.misses;
+        self.wait_timeouts += o.wait_timeouts;
         self.errors += o.errors;
         if self.first_error.is_none() {
             self.first_error = o.first_error;

@@ -92,7 +92,7 @@ fn reliable(cfg: &Config) -> Report {
 }
 
 /// `mixed`: half the connections (at least one) set into one queue while the others read it,
-/// an idle reader blocking in `get q/t=100`, until the producers are done and all they stored
+/// an idle reader blocking in `get q/t=MS` (`--wait-ms`, default 100), until the producers are done and all they stored
 /// has been read; then an untimed drain.
 fn mixed(cfg: &Config) -> Report {
     let queues = queue_names(cfg, 1);
@@ -114,7 +114,7 @@ fn mixed(cfg: &Config) -> Report {
         let until = Until::Producers(got.clone(), done.clone(), acked.clone());
         Job::Read(ReadJob {
             duration: None,
-            wait: Some(format!("{q}/t=100")),
+            wait: Some(format!("{q}/t={}", cfg.wait_ms)),
             ..ReadJob::new(cfg, GetPlan::Fixed(q.clone()), until)
         })
     }));
@@ -133,6 +133,7 @@ fn mixed(cfg: &Config) -> Report {
         consumed += o.ops;
     }
     let produced: u64 = outs[..producers].iter().map(|o| o.ops).sum();
+    let wait_timeouts: u64 = outs[producers..].iter().map(|o| o.wait_timeouts).sum();
     let mut res = Out::merged(outs);
     let back = drain(cfg, q);
     let mut all = res.got.clone();
@@ -142,7 +143,7 @@ fn mixed(cfg: &Config) -> Report {
     delete_queues(cfg, &queues, &mut res);
     let extra = format!(
         " producers={producers} consumers={consumers} produce_ops/s={:.0} consume_ops/s={:.0} \
-         consumer_p50_us={:.1} consumer_p99_us={:.1}",
+         consumer_p50_us={:.1} consumer_p99_us={:.1} wait_timeouts={wait_timeouts}",
         produced as f64 / secs,
         consumed as f64 / secs,
         consumer_hist.quantile_us(0.50),

@@ -23,6 +23,7 @@ mod durability;
 mod error;
 mod handle;
 mod head;
+mod hidden;
 mod item;
 mod lease;
 mod space;

@@ -11,9 +11,10 @@
 use super::cursor::CursorState;
 use super::disk::{Counts, CursorLog, Disk, ItemLog};
 use super::head::{HeadIndex, MAX_KNOWN};
+use super::hidden::Hidden;
 use super::item::{self, Item};
 use super::{Error, Limits, QueueStats, ReadMode};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 pub(crate) struct QueueState {
     /// Set once the queue is deleted: late closes and aborts on it do nothing.
@@ -23,7 +24,7 @@ pub(crate) struct QueueState {
     /// Hidden items: reserved and still being inserted, or (`--sync always`) inserted but not
     /// yet durable. No reader goes at or past the oldest of them, so nothing is served out of
     /// order or that a crash could still undo.
-    hidden: BTreeSet<u64>,
+    hidden: Hidden,
     /// Every id below this is either gone or held open: plain reads start here.
     head_hint: u64,
     /// The next waiting ids, so a plain read needs no range scan.
@@ -81,7 +82,7 @@ impl QueueState {
             deleted: false,
             log,
             limits,
-            hidden: BTreeSet::new(),
+            hidden: Hidden::default(),
             head_hint: 0,
             head: HeadIndex::default(),
             open: HashMap::new(),
@@ -176,10 +177,11 @@ impl QueueState {
     }
 
     /// Undoes [`QueueState::reserve`] after a failed insert (unless a flush dropped it first).
-    pub(crate) fn unreserve(&mut self, id: u64, len: u64) {
-        if !self.hidden.remove(&id) {
-            return;
-        }
+    /// Returns how many items waiting behind it became readable.
+    pub(crate) fn unreserve(&mut self, id: u64, len: u64) -> usize {
+        let Some(readable) = self.hidden.remove(id) else {
+            return 0;
+        };
         self.head.forget();
         self.items -= 1;
         self.bytes -= len;
@@ -187,17 +189,19 @@ impl QueueState {
         for cursor in self.cursors.values_mut() {
             cursor.unadded(id);
         }
+        readable
     }
 
     /// The write of `id` is stored and as durable as the sync mode promises (or failed for
-    /// good): readers may now see it.
-    pub(crate) fn synced(&mut self, id: u64) {
-        self.hidden.remove(&id);
+    /// good): readers may now see it. Returns how many items became readable, so that as many
+    /// plain readers are woken (see [`Hidden::show`]).
+    pub(crate) fn synced(&mut self, id: u64) -> usize {
+        self.hidden.show(id).unwrap_or(0)
     }
 
     /// Readers see ids below this only.
     fn visible_end(&self) -> u64 {
-        self.hidden.first().copied().unwrap_or(u64::MAX)
+        self.hidden.first()
     }
 
     /// A plain read: the head item that is not held open, skipping and discarding expired ones.

@@ -52,7 +52,10 @@ impl Store {
         };
         if let Err(e) = appended {
             for queue in &queues {
-                queue.lock().unreserve(id, len);
+                let readable = queue.lock().unreserve(id, len);
+                if readable > 0 {
+                    queue.notify(readable);
+                }
             }
             return Err(e);
         }
@@ -62,8 +65,7 @@ impl Store {
             return Ok(Pending { queues, id });
         }
         for queue in &queues {
-            queue.lock().synced(id);
-            queue.notify(1);
+            show(queue, id);
         }
         Ok(Pending {
             queues: Vec::new(),
@@ -141,8 +143,16 @@ pub struct Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         for queue in &self.queues {
-            queue.lock().synced(self.id);
-            queue.notify(1);
+            show(queue, self.id);
         }
+    }
+}
+
+/// Shows item `id` of `queue` to readers, and wakes as many as can now read (none while an
+/// older write is still hidden: they are woken when it shows).
+fn show(queue: &Queue, id: u64) {
+    let readable = queue.lock().synced(id);
+    if readable > 0 {
+        queue.notify(readable);
     }
 }
