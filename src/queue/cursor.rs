@@ -6,7 +6,7 @@
 use super::disk::{CursorLog, ItemLog};
 use super::item::Item;
 use super::{CursorStats, Error, ReadMode};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A cursor's position is written every this many moves (and whenever it reaches the tail, or
@@ -24,8 +24,8 @@ pub(crate) struct CursorState {
     /// Items in the queue at or after `position` (plain open ones included).
     remaining: u64,
     log: CursorLog,
-    /// Failed reads held open by a reader.
-    failed_open: HashSet<u64>,
+    /// Failed reads held open by a reader: id → the open read's serial.
+    failed_open: HashMap<u64, u64>,
     /// Failed reads waiting (not open).
     failed_items: u64,
     /// Moves of `position` not yet saved; see [`SAVE_POSITION_EVERY`].
@@ -41,7 +41,7 @@ impl CursorState {
             remaining,
             failed_items: log.failed.len(),
             log,
-            failed_open: HashSet::new(),
+            failed_open: HashMap::new(),
             unsaved: 0,
         }
     }
@@ -58,13 +58,14 @@ impl CursorState {
     }
 
     /// Its failed reads first, then `items` from its position up to `visible_end`. Returns
-    /// the item and whether it is now held open by the reader.
+    /// the item and whether it is now held open by the reader (as open read `serial`).
     pub(crate) fn read(
         &mut self,
         items: &ItemLog,
         visible_end: u64,
         mode: ReadMode,
         now: u64,
+        serial: u64,
     ) -> Result<Option<(Item, bool)>, Error> {
         if let Some(item) = self.first_failed(now)? {
             match mode {
@@ -74,7 +75,7 @@ impl CursorState {
                     self.failed_items -= 1;
                 }
                 ReadMode::Open => {
-                    self.failed_open.insert(item.id());
+                    self.failed_open.insert(item.id(), serial);
                     self.failed_items -= 1;
                 }
             }
@@ -116,7 +117,7 @@ impl CursorState {
                 self.position = position;
                 self.remaining -= 1;
                 self.unsaved = 0;
-                self.failed_open.insert(item.id());
+                self.failed_open.insert(item.id(), serial);
             }
         }
         Ok(Some((item, mode == ReadMode::Open)))
@@ -146,26 +147,35 @@ impl CursorState {
         self.remaining
     }
 
-    /// Confirms the open read of `id`: its copy is dropped.
-    pub(crate) fn close(&mut self, id: u64) -> Result<(), Error> {
-        if self.failed_open.contains(&id) {
+    /// Whether open read `serial` still holds `id`.
+    pub(crate) fn holds(&self, id: u64, serial: u64) -> bool {
+        self.failed_open.get(&id) == Some(&serial)
+    }
+
+    /// Confirms the open read `serial` of `id`: its copy is dropped.
+    pub(crate) fn close(&mut self, id: u64, serial: u64) -> Result<(), Error> {
+        if self.holds(id, serial) {
             self.log.failed.remove(id)?;
             self.failed_open.remove(&id);
         }
         Ok(())
     }
 
-    /// Cancels the open read of `id`: it waits among the failed reads.
-    pub(crate) fn abort(&mut self, id: u64) {
-        if self.failed_open.remove(&id) {
+    /// Cancels the open read `serial` of `id`: it waits among the failed reads. Returns
+    /// whether it was still held.
+    pub(crate) fn abort(&mut self, id: u64, serial: u64) -> bool {
+        let held = self.holds(id, serial);
+        if held {
+            self.failed_open.remove(&id);
             self.failed_items += 1;
         }
+        held
     }
 
     /// Empties the failed reads (open ones stay open) and moves to `tail` if it is behind.
     pub(crate) fn flush(&mut self, tail: u64) -> Result<(), Error> {
         let open = &self.failed_open;
-        self.log.failed.retain(|id| open.contains(&id))?;
+        self.log.failed.retain(|id| open.contains_key(&id))?;
         self.failed_items = 0;
         self.position = self.position.max(tail);
         self.remaining = 0;
@@ -183,8 +193,17 @@ impl CursorState {
         self.log.destroy()
     }
 
-    pub(crate) fn stats(&self, name: &str) -> CursorStats {
+    pub(crate) fn stats(&self, name: &str, items: &ItemLog, now: u64) -> CursorStats {
+        let failed = self.log.failed.iter();
+        let waiting = items.range(self.position, u64::MAX);
+        let next = failed
+            .filter_map(Result::ok)
+            .filter(|(id, _)| !self.failed_open.contains_key(id))
+            .chain(waiting.filter_map(Result::ok))
+            .map(|(id, record)| Item::new(id, record))
+            .find(|item| !item.is_expired(now));
         CursorStats {
+            age_ms: next.map_or(0, |item| now.saturating_sub(item.enqueued_ms())),
             name: name.to_string(),
             items: self.remaining + self.failed_items,
             failed_items: self.failed_items,
@@ -209,7 +228,7 @@ impl CursorState {
         for entry in self.log.failed.iter() {
             let (id, record) = entry?;
             let item = Item::new(id, record);
-            if self.failed_open.contains(&id) {
+            if self.failed_open.contains_key(&id) {
                 continue;
             }
             if item.is_expired(now) {

@@ -1,7 +1,6 @@
 //! An item as readers get it: its id and its stored record.
 
 use super::disk::Record;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// An item read from a queue. Cheap to clone (the bytes are shared with the storage cache).
 #[derive(Debug, Clone)]
@@ -51,11 +50,4 @@ impl Item {
     pub(crate) fn enqueued_ms(&self) -> u64 {
         self.record.enqueued_ms()
     }
-}
-
-/// Milliseconds since the unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }

@@ -14,6 +14,7 @@
 //! again; an open cursor read is a copy in the cursor's failed reads, stored together with
 //! the cursor's move.
 
+mod clock;
 mod compact;
 mod config;
 mod cursor;
@@ -29,14 +30,16 @@ mod space;
 mod state;
 mod stats;
 mod store;
+mod timeout;
 mod wait;
 mod write;
 
+pub use clock::{now_ms, Clock};
 pub use config::{Config, Limits, DEFAULT_CACHE_MB, DEFAULT_MIN_FREE_MB};
 pub use dump::{export, import, Summary};
 pub use durability::SyncMode;
 pub use error::{Error, StorageError};
-pub use item::{now_ms, Item};
+pub use item::Item;
 pub use lease::Lease;
 pub use stats::{CursorStats, QueueStats};
 pub use store::Store;

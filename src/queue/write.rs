@@ -7,7 +7,7 @@
 
 use super::disk::{ItemLog, Record};
 use super::handle::Queue;
-use super::{now_ms, Error, Store};
+use super::{Error, Store};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -42,10 +42,11 @@ impl Store {
         // Locks are always taken in name order, so two fanouts can never deadlock.
         names.sort_unstable();
         names.dedup();
-        self.shared.space.check(now_ms())?;
-        let record = Record::new(flags, expires_ms, now_ms(), data);
+        let now = self.now_ms();
+        self.shared.space.check(now)?;
+        let record = Record::new(flags, expires_ms, now, data);
         let len = data.len() as u64;
-        let Reserved { queues, id, logs } = self.reserve(&names, len)?;
+        let Reserved { queues, id, logs } = self.reserve(&names, len, now)?;
         let appended = {
             let _inserting = Inserting(&queues);
             ItemLog::append_to_all(&logs, id, &record)
@@ -73,7 +74,7 @@ impl Store {
 
     /// Takes an id for a new item of `len` bytes in every named queue (sorted, distinct),
     /// hidden from readers and counted as in flight: all or none, if they all have room.
-    fn reserve(&self, names: &[&str], len: u64) -> Result<Reserved, Error> {
+    fn reserve(&self, names: &[&str], len: u64, now: u64) -> Result<Reserved, Error> {
         loop {
             let queues = names
                 .iter()
@@ -89,7 +90,7 @@ impl Store {
                 return Err(Error::QueueFull);
             }
             for guard in &mut guards {
-                guard.make_room(len)?;
+                guard.make_room(len, now)?;
             }
             let id = self.disk().next_id()?;
             for guard in &mut guards {

@@ -12,7 +12,7 @@ use super::stats::{self, bump};
 use crate::protocol::{
     seconds_left, Command, Error as ProtocolError, Get, Key, MetaGet, MetaItem, Reply, Set, Target,
 };
-use crate::queue::{self, now_ms, Item, Lease, Pending, ReadMode};
+use crate::queue::{self, Item, Lease, Pending, ReadMode};
 use futures_lite::FutureExt;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -148,7 +148,7 @@ impl Session {
     /// Stores `set`; `ack` writes its reply (if any), which holds until the sync.
     async fn set(&mut self, set: &Set, ack: impl FnOnce(&mut Connection), conn: &mut Connection) {
         bump(&self.shared.counters.cmd_set, 1);
-        let expires = set.expires_at_ms(now_ms());
+        let expires = set.expires_at_ms(self.shared.store.now_ms());
         let store = &self.shared.store;
         match store.put_pending(&set.queues, set.flags, expires, &set.data) {
             Ok(pending) => {
@@ -250,7 +250,7 @@ impl Session {
                 let item = item.as_ref().map(|item| MetaItem {
                     flags: item.flags(),
                     data: item.data(),
-                    ttl: seconds_left(item.expires_ms(), now_ms()),
+                    ttl: seconds_left(item.expires_ms(), self.shared.store.now_ms()),
                 });
                 conn.write_some(mg.reply(item));
             }
