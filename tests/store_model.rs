@@ -10,6 +10,10 @@
 //! * `deep_queue_stays_in_order_past_the_head_index`: one scripted run with a queue deeper
 //!   than the store's in-memory head index.
 //!
+//! Both run with an open timeout ([`OPEN_TIMEOUT_MS`]) on a clock the test moves (`Wait`
+//! steps): an open read held longer goes back as if aborted, and its lease's later close or
+//! abort does nothing.
+//!
 //! The two properties run again as `…_with_sync_always`.
 //!
 //! After every step the payload returned (or its absence) and the `stats()` counters are
@@ -35,14 +39,46 @@ use proptest::test_runner::{Config as ProptestConfig, TestCaseError};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
-use tern::queue::{Config, Error, Item, Lease, QueueStats, ReadMode, Store, SyncMode};
+use tern::queue::{Clock, Config, Error, Item, Lease, QueueStats, ReadMode, Store, SyncMode};
 
 /// Leases held at once: in all (plain property) or per cursor (cursor property).
 const MAX_LEASES: usize = 3;
 const MAX_STEPS: usize = 40;
 const CASES: u32 = 64;
+/// Every queue's open timeout; `Wait` steps move the clock by less or more than this.
+const OPEN_TIMEOUT_MS: u64 = 100;
+/// Where the clock of a run starts (unix ms).
+const CLOCK_START_MS: u64 = 1_800_000_000_000;
+
+/// A run's clock: what the store reads, and the handle the test moves it with.
+struct TestClock {
+    clock: Clock,
+    now: Arc<AtomicU64>,
+}
+
+impl TestClock {
+    fn new() -> TestClock {
+        let (clock, now) = Clock::manual(CLOCK_START_MS);
+        TestClock { clock, now }
+    }
+
+    fn now(&self) -> u64 {
+        self.now.load(Ordering::SeqCst)
+    }
+
+    fn advance(&self, ms: u64) -> u64 {
+        self.now.fetch_add(ms, Ordering::SeqCst) + ms
+    }
+}
+
+/// How far a `Wait` step moves the clock: not past a deadline by itself, or past it.
+fn wait_ms() -> impl Strategy<Value = u64> {
+    prop_oneof![Just(OPEN_TIMEOUT_MS / 2), Just(OPEN_TIMEOUT_MS + 1)]
+}
 
 fn proptest_config() -> ProptestConfig {
     ProptestConfig {
@@ -80,13 +116,13 @@ struct Setup {
 
 impl Setup {
     /// The store a run starts on, in its format.
-    fn create(&self, dir: &Path) -> Store {
-        open_store(dir, self.sync, self.format.create)
+    fn create(&self, dir: &Path, clock: &Clock) -> Store {
+        open_store(dir, self.sync, clock, self.format.create)
     }
 
     /// The store after a restart: this build's, which migrates an older format.
-    fn reopen(&self, dir: &Path) -> Store {
-        open_store(dir, self.sync, Store::open)
+    fn reopen(&self, dir: &Path, clock: &Clock) -> Store {
+        open_store(dir, self.sync, clock, Store::open)
     }
 
     fn describe(&self) -> String {
@@ -106,10 +142,17 @@ fn for_every_format(
     Ok(())
 }
 
-fn open_store(dir: &Path, sync: SyncMode, open: fn(&Config) -> Result<Store, Error>) -> Store {
+fn open_store(
+    dir: &Path,
+    sync: SyncMode,
+    clock: &Clock,
+    open: fn(&Config) -> Result<Store, Error>,
+) -> Store {
     let mut config = Config::new(dir);
     config.cache_bytes = 1 << 20;
     config.sync = sync;
+    config.clock = clock.clone();
+    config.limits.open_timeout_ms = OPEN_TIMEOUT_MS;
     // sled 0.34 releases its directory lock from a background thread after the last handle
     // is dropped (spacejam/sled#1234, #1289), so an immediate reopen can briefly find it
     // taken. Retry only that error; the bound is a safety net.
@@ -231,6 +274,8 @@ enum Plain {
         q: usize,
     },
     Restart,
+    /// Time passes: open reads held longer than the timeout go back.
+    Wait(u64),
 }
 
 fn plain_step() -> impl Strategy<Value = Plain> {
@@ -246,6 +291,7 @@ fn plain_step() -> impl Strategy<Value = Plain> {
         1 => q.clone().prop_map(|q| Plain::Flush { q }),
         1 => q.prop_map(|q| Plain::Delete { q }),
         1 => Just(Plain::Restart),
+        2 => wait_ms().prop_map(Plain::Wait),
     ]
 }
 
@@ -295,13 +341,19 @@ impl PlainQueue {
 struct PlainModel {
     queues: Vec<PlainQueue>,
     /// Open reads, parallel to the harness's leases: (queue index, item). The index is `None`
-    /// once the queue was deleted: closing or aborting that lease then does nothing.
+    /// once the queue was deleted or the read timed out: closing or aborting that lease then
+    /// does nothing.
     open: Vec<(Option<usize>, MItem)>,
+    /// When each open read was opened, parallel to `open`.
+    opened: Vec<u64>,
+    /// Open reads timed out, per queue (in memory: back to 0 on restart and delete).
+    timeouts: Vec<u64>,
     next_id: u64,
 }
 
 struct PlainHarness {
     setup: Setup,
+    clock: TestClock,
     dir: TempDir,
     store: Option<Store>,
     leases: Vec<Lease>,
@@ -314,15 +366,19 @@ impl PlainHarness {
             .prefix("tern-store-model")
             .tempdir()
             .expect("temp dir");
-        let store = setup.create(dir.path());
+        let clock = TestClock::new();
+        let store = setup.create(dir.path(), &clock.clock);
         PlainHarness {
             setup,
+            clock,
             dir,
             store: Some(store),
             leases: Vec::new(),
             model: PlainModel {
                 queues: QUEUES.iter().map(|_| PlainQueue::default()).collect(),
                 open: Vec::new(),
+                opened: Vec::new(),
+                timeouts: vec![0; QUEUES.len()],
                 next_id: 0,
             },
         }
@@ -404,6 +460,7 @@ impl PlainHarness {
                     let lease = lease.ok_or("an open read came without a lease")?;
                     self.leases.push(lease);
                     self.model.open.push((Some(q), want));
+                    self.model.opened.push(self.clock.now());
                 }
                 Ok(format!(
                     "{} (lease {} of {})",
@@ -419,8 +476,13 @@ impl PlainHarness {
                 let i = i % self.leases.len();
                 let lease = self.leases.remove(i);
                 let (q, item) = self.model.open.remove(i);
+                self.model.opened.remove(i);
                 let what = show(Some(item.data.as_slice()));
-                let stale = if q.is_none() { " (queue deleted)" } else { "" };
+                let stale = if q.is_none() {
+                    " (queue deleted or timed out)"
+                } else {
+                    ""
+                };
                 if matches!(step, Plain::Close(_)) {
                     lease.close().map_err(|e| format!("close failed: {e}"))?;
                     Ok(format!("closed lease {i}: {what}{stale}"))
@@ -454,6 +516,7 @@ impl PlainHarness {
                     .map_err(|e| format!("delete failed: {e}"))?;
                 let want = self.model.queues[q].exists;
                 self.model.queues[q] = PlainQueue::default();
+                self.model.timeouts[q] = 0;
                 for (oq, _) in &mut self.model.open {
                     if *oq == Some(q) {
                         *oq = None;
@@ -467,14 +530,31 @@ impl PlainHarness {
             Plain::Restart => {
                 // Every lease is lost without a close: its item is waiting again.
                 self.leases.clear();
+                self.model.opened.clear();
                 for (q, item) in self.model.open.drain(..) {
                     if let Some(q) = q {
                         self.model.queues[q].give_back(item);
                     }
                 }
+                self.model.timeouts.fill(0);
                 self.store = None;
-                self.store = Some(self.setup.reopen(self.dir.path()));
+                self.store = Some(self.setup.reopen(self.dir.path(), &self.clock.clock));
                 Ok("restarted".into())
+            }
+            Plain::Wait(ms) => {
+                let now = self.clock.advance(ms);
+                let model = &mut self.model;
+                let mut given_back = 0;
+                for ((q, item), opened) in model.open.iter_mut().zip(&model.opened) {
+                    if now - opened > OPEN_TIMEOUT_MS {
+                        if let Some(q) = q.take() {
+                            model.queues[q].give_back(item.clone());
+                            model.timeouts[q] += 1;
+                            given_back += 1;
+                        }
+                    }
+                }
+                Ok(format!("{ms} ms later: {given_back} open reads given back"))
             }
         }
     }
@@ -489,17 +569,22 @@ impl PlainHarness {
                 .iter()
                 .filter(|(oq, _)| *oq == Some(q))
                 .count() as u64;
-            let want = (queue.items(), queue.bytes(), open);
+            let want = (queue.items(), queue.bytes(), open, self.model.timeouts[q]);
             match find_stats(&stats, name) {
                 Some(got) => {
                     if !queue.exists {
                         return Err(format!("stats list queue {name}, never created"));
                     }
-                    let got = (got.items, got.bytes, got.open_transactions);
+                    let got = (
+                        got.items,
+                        got.bytes,
+                        got.open_transactions,
+                        got.open_timeouts,
+                    );
                     if got != want {
                         return Err(format!(
-                            "stats of {name} (items, bytes, open_transactions): \
-                             store {got:?}, model {want:?}"
+                            "stats of {name} (items, bytes, open_transactions, \
+                             open_timeouts): store {got:?}, model {want:?}"
                         ));
                     }
                 }
@@ -549,6 +634,8 @@ enum Cur {
     DeleteCursor(usize),
     DeleteQueue,
     Restart,
+    /// Time passes: open reads held longer than the timeout go back.
+    Wait(u64),
 }
 
 fn cursor_step() -> impl Strategy<Value = Cur> {
@@ -568,6 +655,7 @@ fn cursor_step() -> impl Strategy<Value = Cur> {
         1 => c.prop_map(Cur::DeleteCursor),
         1 => Just(Cur::DeleteQueue),
         1 => Just(Cur::Restart),
+        2 => wait_ms().prop_map(Cur::Wait),
     ]
 }
 
@@ -580,8 +668,11 @@ struct MCursor {
     /// Failed reads waiting, served first, oldest id first; copies of the items.
     failed: BTreeMap<u64, Vec<u8>>,
     /// Open reads, parallel to the harness's leases of this cursor; `false` once the cursor
-    /// (or its queue) was deleted: closing or aborting that lease then does nothing.
+    /// (or its queue) was deleted or the read timed out: closing or aborting that lease then
+    /// does nothing.
     open: Vec<(MItem, bool)>,
+    /// When each open read was opened, parallel to `open`.
+    opened: Vec<u64>,
 }
 
 impl MCursor {
@@ -591,6 +682,7 @@ impl MCursor {
         let open = std::mem::take(&mut self.open);
         *self = MCursor {
             open: open.into_iter().map(|(item, _)| (item, false)).collect(),
+            opened: std::mem::take(&mut self.opened),
             ..MCursor::default()
         };
         existed
@@ -602,8 +694,11 @@ struct CursorModel {
     exists: bool,
     /// Every item in the queue (waiting or held open by the plain reader), by id.
     items: BTreeMap<u64, Vec<u8>>,
-    /// The plain reader's open read, if any.
+    /// The plain reader's open read, if any, and when it was opened.
     plain_open: Option<MItem>,
+    plain_opened: u64,
+    /// Open reads timed out (in memory: back to 0 on restart and delete).
+    timeouts: u64,
     /// The plain reader's open read on a queue deleted since.
     plain_stale: Option<MItem>,
     cursors: Vec<MCursor>,
@@ -690,6 +785,7 @@ impl CursorModel {
 
 struct CursorHarness {
     setup: Setup,
+    clock: TestClock,
     dir: TempDir,
     store: Option<Store>,
     plain_lease: Option<Lease>,
@@ -703,9 +799,11 @@ impl CursorHarness {
             .prefix("tern-cursor-model")
             .tempdir()
             .expect("temp dir");
-        let store = setup.create(dir.path());
+        let clock = TestClock::new();
+        let store = setup.create(dir.path(), &clock.clock);
         CursorHarness {
             setup,
+            clock,
             dir,
             store: Some(store),
             plain_lease: None,
@@ -714,6 +812,8 @@ impl CursorHarness {
                 exists: false,
                 items: BTreeMap::new(),
                 plain_open: None,
+                plain_opened: 0,
+                timeouts: 0,
                 plain_stale: None,
                 cursors: CURSORS.iter().map(|_| MCursor::default()).collect(),
                 next_id: 0,
@@ -781,6 +881,7 @@ impl CursorHarness {
                 if want.is_some() {
                     self.plain_lease = Some(lease.ok_or("an open read came without a lease")?);
                     self.model.plain_open = want;
+                    self.model.plain_opened = self.clock.now();
                 }
                 Ok(show(item.as_ref().map(Item::data)))
             }
@@ -793,7 +894,8 @@ impl CursorHarness {
                     Some(item) => (item, ""),
                     None => {
                         let item = self.model.plain_stale.take();
-                        (item.expect("model plain lease"), " (queue deleted)")
+                        let item = item.expect("model plain lease");
+                        (item, " (queue deleted or timed out)")
                     }
                 };
                 let what = show(Some(item.data.as_slice()));
@@ -837,6 +939,7 @@ impl CursorHarness {
                 if let Some((want, from_failed)) = next {
                     self.model.cursor_consume(c, &want, from_failed);
                     self.model.cursors[c].open.push((want, true));
+                    self.model.cursors[c].opened.push(self.clock.now());
                     self.leases[c].push(lease.ok_or("an open read came without a lease")?);
                 }
                 Ok(format!(
@@ -853,8 +956,13 @@ impl CursorHarness {
                 let i = i % self.leases[c].len();
                 let lease = self.leases[c].remove(i);
                 let (item, live) = self.model.cursors[c].open.remove(i);
+                self.model.cursors[c].opened.remove(i);
                 let what = show(Some(item.data.as_slice()));
-                let stale = if live { "" } else { " (cursor deleted)" };
+                let stale = if live {
+                    ""
+                } else {
+                    " (cursor deleted or timed out)"
+                };
                 if matches!(step, Cur::Close(..)) {
                     lease.close().map_err(|e| format!("close failed: {e}"))?;
                     Ok(format!("closed lease {i}: {what}{stale}"))
@@ -898,6 +1006,7 @@ impl CursorHarness {
                 let want = model.exists;
                 model.exists = false;
                 model.items.clear();
+                model.timeouts = 0;
                 if let Some(item) = model.plain_open.take() {
                     model.plain_stale = Some(item);
                 }
@@ -919,15 +1028,40 @@ impl CursorHarness {
                     leases.clear();
                 }
                 for cursor in &mut self.model.cursors {
+                    cursor.opened.clear();
                     for (item, live) in std::mem::take(&mut cursor.open) {
                         if live {
                             cursor.failed.insert(item.id, item.data);
                         }
                     }
                 }
+                self.model.timeouts = 0;
                 self.store = None;
-                self.store = Some(self.setup.reopen(self.dir.path()));
+                self.store = Some(self.setup.reopen(self.dir.path(), &self.clock.clock));
                 Ok("restarted".into())
+            }
+            Cur::Wait(ms) => {
+                let now = self.clock.advance(ms);
+                let model = &mut self.model;
+                let before = model.timeouts;
+                if now - model.plain_opened > OPEN_TIMEOUT_MS {
+                    // Waiting again; its lease's later close or abort does nothing.
+                    if let Some(item) = model.plain_open.take() {
+                        model.plain_stale = Some(item);
+                        model.timeouts += 1;
+                    }
+                }
+                for cursor in &mut model.cursors {
+                    for ((item, live), opened) in cursor.open.iter_mut().zip(&cursor.opened) {
+                        if *live && now - opened > OPEN_TIMEOUT_MS {
+                            *live = false;
+                            cursor.failed.insert(item.id, item.data.clone());
+                            model.timeouts += 1;
+                        }
+                    }
+                }
+                let given_back = model.timeouts - before;
+                Ok(format!("{ms} ms later: {given_back} open reads given back"))
             }
         }
     }
@@ -954,11 +1088,18 @@ impl CursorHarness {
             waiting.len() as u64,
             waiting.iter().map(|data| data.len() as u64).sum::<u64>(),
             u64::from(plain_open.is_some()),
+            model.timeouts,
         );
-        let have = (got.items, got.bytes, got.open_transactions);
+        let have = (
+            got.items,
+            got.bytes,
+            got.open_transactions,
+            got.open_timeouts,
+        );
         if have != want {
             return Err(format!(
-                "stats of {QUEUE} (items, bytes, open_transactions): store {have:?}, model {want:?}"
+                "stats of {QUEUE} (items, bytes, open_transactions, open_timeouts): \
+                 store {have:?}, model {want:?}"
             ));
         }
         let created: Vec<&str> = CURSORS
@@ -1036,7 +1177,8 @@ fn deep_queue_stays_in_order_past_the_head_index() {
         format: &FORMATS[0],
         sync: SyncMode::Never,
     };
-    let mut store = setup.create(dir.path());
+    let clock = TestClock::new();
+    let mut store = setup.create(dir.path(), &clock.clock);
     let (q, other) = ("deep".to_string(), "other".to_string());
     let mut expected: VecDeque<u64> = VecDeque::new();
     let mut next = 0u64;
@@ -1067,7 +1209,7 @@ fn deep_queue_stays_in_order_past_the_head_index() {
         }
         if reads == 1800 {
             drop(store);
-            store = setup.reopen(dir.path());
+            store = setup.reopen(dir.path(), &clock.clock);
         }
         let (item, _) = store.read("deep", None, ReadMode::Take).unwrap().unwrap();
         assert_eq!(number(&item), want, "read {reads}");
