@@ -4,13 +4,7 @@
 
 mod common;
 
-use common::{config_file, value_reply, with_clock, Conn, FakeClock, Server};
-
-fn start(clock: &FakeClock, args: &[&str]) -> Server {
-    let args = with_clock(clock, args);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Server::start_with(&args)
-}
+use common::{start_with_clock, timer_config, value_reply, Conn, FakeClock, Server};
 
 /// A worker and another client of `server`, with items `a` and `b` in queue `q`.
 fn worker_and_other(server: &Server) -> (Conn, Conn) {
@@ -23,22 +17,23 @@ fn worker_and_other(server: &Server) -> (Conn, Conn) {
 #[test]
 fn a_plain_read_held_too_long_goes_back_to_the_head_and_its_close_deletes_nothing() {
     let mut clock = FakeClock::new();
-    let mut server = start(&clock, &["--open-timeout", "1000"]);
+    let mut server = start_with_clock(&clock, &["--open-timeout", "1000"]);
     let (mut worker, mut other) = worker_and_other(&server);
     worker.roundtrip(b"get q/open\r\n", &value_reply("q/open", 0, b"a"));
 
     // Held exactly the timeout: not longer, still the worker's.
     clock.advance(1000);
     other.roundtrip(b"get q/peek\r\n", &value_reply("q/peek", 0, b"b"));
-    assert_eq!(other.stat_u64("queue_q_open_timeouts"), 0);
-    assert_eq!(other.stat_u64("queue_q_open_transactions"), 1);
+    other.expect_stats(&[("q_open_timeouts", 0), ("q_open_transactions", 1)]);
 
     // One ms more: back at the head, served before b, and counted.
     clock.advance(1);
     other.roundtrip(b"get q/peek\r\n", &value_reply("q/peek", 0, b"a"));
-    assert_eq!(other.stat_u64("queue_q_open_timeouts"), 1);
-    assert_eq!(other.stat_u64("queue_q_open_transactions"), 0);
-    assert_eq!(other.stat_u64("queue_q_items"), 2);
+    other.expect_stats(&[
+        ("q_open_timeouts", 1),
+        ("q_open_transactions", 0),
+        ("q_items", 2),
+    ]);
 
     // Another reader opens it; the first holder's late close must not delete it.
     other.roundtrip(b"get q/open\r\n", &value_reply("q/open", 0, b"a"));
@@ -79,7 +74,7 @@ fn a_plain_read_held_too_long_goes_back_to_the_head_and_its_close_deletes_nothin
 #[test]
 fn a_cursor_read_held_too_long_goes_to_its_failed_reads() {
     let mut clock = FakeClock::new();
-    let server = start(&clock, &["--open-timeout", "1000"]);
+    let server = start_with_clock(&clock, &["--open-timeout", "1000"]);
     let (mut worker, mut other) = worker_and_other(&server);
     worker.roundtrip(b"get q.c/open\r\n", &value_reply("q.c/open", 0, b"a"));
     clock.advance(1001);
@@ -87,9 +82,11 @@ fn a_cursor_read_held_too_long_goes_to_its_failed_reads() {
     worker.roundtrip(b"get q.c/close\r\n", b"END\r\n");
     other.roundtrip(b"get q.c\r\n", &value_reply("q.c", 0, b"b"));
     other.roundtrip(b"get q.c\r\n", b"END\r\n");
-    assert_eq!(other.stat_u64("queue_q_open_timeouts"), 1);
-    assert_eq!(other.stat_u64("queue_q.c_open_transactions"), 0);
-    assert_eq!(other.stat_u64("queue_q.c_failed_items"), 0);
+    other.expect_stats(&[
+        ("q_open_timeouts", 1),
+        ("q.c_open_transactions", 0),
+        ("q.c_failed_items", 0),
+    ]);
     // The source items stay for plain readers.
     other.roundtrip(b"get q\r\n", &value_reply("q", 0, b"a"));
 
@@ -107,7 +104,7 @@ fn a_cursor_read_held_too_long_goes_to_its_failed_reads() {
 #[test]
 fn a_timeout_wakes_a_waiting_reader_when_the_queue_is_touched() {
     let mut clock = FakeClock::new();
-    let server = start(&clock, &["--open-timeout", "1000"]);
+    let server = start_with_clock(&clock, &["--open-timeout", "1000"]);
     let mut worker = Conn::connect(&server);
     let mut waiter = Conn::connect(&server);
     worker.set("q", b"a");
@@ -122,13 +119,9 @@ fn a_timeout_wakes_a_waiting_reader_when_the_queue_is_touched() {
 
 #[test]
 fn a_queues_own_timeout_wins_then_the_command_line_then_defaults() {
-    let (_dir, config) = config_file(
-        "[defaults]\nopen_timeout_ms = 5000\n\
-         [queues.fast]\nopen_timeout_ms = 100\n\
-         [queues.never]\nopen_timeout_ms = 0\n",
-    );
+    let (_dir, config) = timer_config("open_timeout_ms");
     let mut clock = FakeClock::new();
-    let server = start(&clock, &["--config", &config, "--open-timeout", "1000"]);
+    let server = start_with_clock(&clock, &["--config", &config, "--open-timeout", "1000"]);
     let mut worker = Conn::connect(&server);
     let mut other = Conn::connect(&server);
     for q in ["fast", "q", "never"] {
@@ -140,19 +133,17 @@ fn a_queues_own_timeout_wins_then_the_command_line_then_defaults() {
         );
     }
     clock.advance(101);
-    assert_eq!(other.stat_u64("queue_fast_open_timeouts"), 1);
-    assert_eq!(other.stat_u64("queue_q_open_timeouts"), 0);
+    other.expect_stats(&[("fast_open_timeouts", 1), ("q_open_timeouts", 0)]);
     clock.advance(900);
     assert_eq!(other.stat_u64("queue_q_open_timeouts"), 1);
     clock.advance(1_000_000_000);
-    assert_eq!(other.stat_u64("queue_never_open_timeouts"), 0);
-    assert_eq!(other.stat_u64("queue_never_open_transactions"), 1);
+    other.expect_stats(&[("never_open_timeouts", 0), ("never_open_transactions", 1)]);
     worker.roundtrip(b"get never/close\r\n", b"END\r\n");
     other.roundtrip(b"get never\r\n", b"END\r\n");
 
     // Without the command line, `[defaults]` applies.
     drop(server);
-    let server = start(&clock, &["--config", &config]);
+    let server = start_with_clock(&clock, &["--config", &config]);
     let mut worker = Conn::connect(&server);
     worker.set("q", b"y");
     worker.roundtrip(b"get q/open\r\n", &value_reply("q/open", 0, b"y"));

@@ -10,9 +10,10 @@
 //! * `deep_queue_stays_in_order_past_the_head_index`: one scripted run with a queue deeper
 //!   than the store's in-memory head index.
 //!
-//! Both run with an open timeout ([`OPEN_TIMEOUT_MS`]) on a clock the test moves (`Wait`
-//! steps): an open read held longer goes back as if aborted, and its lease's later close or
-//! abort does nothing.
+//! Both run with an open timeout ([`OPEN_TIMEOUT_MS`]) and a max age ([`MAX_AGE_MS`]) on a
+//! clock the test moves (`Wait` steps): an open read held longer goes back as if aborted, and
+//! its lease's later close or abort does nothing; an item older than the max age is never
+//! returned nor counted, unless held open (the model drops it wherever it waits).
 //!
 //! The two properties run again as `…_with_sync_always`.
 //!
@@ -51,6 +52,8 @@ const MAX_STEPS: usize = 40;
 const CASES: u32 = 64;
 /// Every queue's open timeout; `Wait` steps move the clock by less or more than this.
 const OPEN_TIMEOUT_MS: u64 = 100;
+/// Every queue's max age.
+const MAX_AGE_MS: u64 = 150;
 /// Where the clock of a run starts (unix ms).
 const CLOCK_START_MS: u64 = 1_800_000_000_000;
 
@@ -75,9 +78,14 @@ impl TestClock {
     }
 }
 
-/// How far a `Wait` step moves the clock: not past a deadline by itself, or past it.
+/// How far a `Wait` step moves the clock: half the open timeout, exactly it (not longer: no
+/// timeout yet) or just over. Sums of these land on the max age exactly, too.
 fn wait_ms() -> impl Strategy<Value = u64> {
-    prop_oneof![Just(OPEN_TIMEOUT_MS / 2), Just(OPEN_TIMEOUT_MS + 1)]
+    prop_oneof![
+        Just(OPEN_TIMEOUT_MS / 2),
+        Just(OPEN_TIMEOUT_MS),
+        Just(OPEN_TIMEOUT_MS + 1)
+    ]
 }
 
 fn proptest_config() -> ProptestConfig {
@@ -153,6 +161,7 @@ fn open_store(
     config.sync = sync;
     config.clock = clock.clone();
     config.limits.open_timeout_ms = OPEN_TIMEOUT_MS;
+    config.limits.max_age_ms = MAX_AGE_MS;
     // sled 0.34 releases its directory lock from a background thread after the last handle
     // is dropped (spacejam/sled#1234, #1289), so an immediate reopen can briefly find it
     // taken. Retry only that error; the bound is a safety net.
@@ -180,6 +189,20 @@ fn show(data: Option<&[u8]>) -> String {
     match data {
         Some(data) => format!("{:?}", String::from_utf8_lossy(data)),
         None => "nothing".to_string(),
+    }
+}
+
+/// When each model id was pushed, to tell which have outlived [`MAX_AGE_MS`].
+#[derive(Debug, Default)]
+struct Ages(BTreeMap<u64, u64>);
+
+impl Ages {
+    fn pushed(&mut self, id: u64, now: u64) {
+        self.0.insert(id, now);
+    }
+
+    fn expired(&self, id: u64, now: u64) -> bool {
+        now - self.0[&id] > MAX_AGE_MS
     }
 }
 
@@ -348,7 +371,19 @@ struct PlainModel {
     opened: Vec<u64>,
     /// Open reads timed out, per queue (in memory: back to 0 on restart and delete).
     timeouts: Vec<u64>,
+    ages: Ages,
     next_id: u64,
+}
+
+impl PlainModel {
+    /// Drops every waiting item past the max age (held ones wait until given back).
+    fn expire(&mut self, now: u64) {
+        let ages = &self.ages;
+        for queue in &mut self.queues {
+            queue.returned.retain(|&id, _| !ages.expired(id, now));
+            queue.fresh.retain(|item| !ages.expired(item.id, now));
+        }
+    }
 }
 
 struct PlainHarness {
@@ -379,6 +414,7 @@ impl PlainHarness {
                 open: Vec::new(),
                 opened: Vec::new(),
                 timeouts: vec![0; QUEUES.len()],
+                ages: Ages::default(),
                 next_id: 0,
             },
         }
@@ -401,10 +437,12 @@ impl PlainHarness {
     }
 
     fn apply_step(&mut self, step: &Plain) -> Result<String, String> {
+        self.model.expire(self.clock.now());
         match *step {
             Plain::Push { q, pad } => {
                 let id = self.model.next_id;
                 self.model.next_id += 1;
+                self.model.ages.pushed(id, self.clock.now());
                 let data = payload(id, pad);
                 block_on(
                     self.store()
@@ -418,6 +456,7 @@ impl PlainHarness {
             Plain::PushBoth { pad } => {
                 let id = self.model.next_id;
                 self.model.next_id += 1;
+                self.model.ages.pushed(id, self.clock.now());
                 let data = payload(id, pad);
                 let names: Vec<String> = QUEUES.iter().map(|name| name.to_string()).collect();
                 block_on(self.store().put(&names, id as u32, None, &data))
@@ -559,7 +598,8 @@ impl PlainHarness {
         }
     }
 
-    fn check_stats(&self) -> Result<(), String> {
+    fn check_stats(&mut self) -> Result<(), String> {
+        self.model.expire(self.clock.now());
         let stats = self.store().stats();
         for (q, name) in QUEUES.iter().enumerate() {
             let queue = &self.model.queues[q];
@@ -699,6 +739,9 @@ struct CursorModel {
     plain_opened: u64,
     /// Open reads timed out (in memory: back to 0 on restart and delete).
     timeouts: u64,
+    ages: Ages,
+    /// The clock, as of the last [`CursorModel::expire`].
+    now: u64,
     /// The plain reader's open read on a queue deleted since.
     plain_stale: Option<MItem>,
     cursors: Vec<MCursor>,
@@ -706,6 +749,24 @@ struct CursorModel {
 }
 
 impl CursorModel {
+    /// Drops every waiting item past the max age: from the queue (but the plain reader's
+    /// open one) and from the failed reads. Cursors skip the plain reader's too.
+    fn expire(&mut self, now: u64) {
+        self.now = now;
+        let ages = &self.ages;
+        let open = self.plain_open.as_ref().map(|item| item.id);
+        self.items
+            .retain(|&id, _| Some(id) == open || !ages.expired(id, now));
+        for cursor in &mut self.cursors {
+            cursor.failed.retain(|&id, _| !ages.expired(id, now));
+        }
+    }
+
+    /// Whether item `id` (in the queue) is there for cursors to read.
+    fn live(&self, id: u64) -> bool {
+        !self.ages.expired(id, self.now)
+    }
+
     /// The oldest item not held open by the plain reader.
     fn plain_head(&self) -> Option<MItem> {
         let open = self.plain_open.as_ref().map(|item| item.id);
@@ -741,7 +802,7 @@ impl CursorModel {
         }
         self.items
             .range(cursor.position..)
-            .next()
+            .find(|(&id, _)| self.live(id))
             .map(|(&id, data)| {
                 let item = MItem {
                     id,
@@ -774,7 +835,11 @@ impl CursorModel {
     /// (items, failed_items, open_transactions) of cursor `c`.
     fn cursor_stats(&self, c: usize) -> (u64, u64, u64) {
         let cursor = &self.cursors[c];
-        let unread = self.items.range(cursor.position..).count();
+        let unread = self
+            .items
+            .range(cursor.position..)
+            .filter(|(&id, _)| self.live(id))
+            .count();
         (
             (unread + cursor.failed.len()) as u64,
             cursor.failed.len() as u64,
@@ -814,6 +879,8 @@ impl CursorHarness {
                 plain_open: None,
                 plain_opened: 0,
                 timeouts: 0,
+                ages: Ages::default(),
+                now: CLOCK_START_MS,
                 plain_stale: None,
                 cursors: CURSORS.iter().map(|_| MCursor::default()).collect(),
                 next_id: 0,
@@ -842,10 +909,12 @@ impl CursorHarness {
     }
 
     fn apply_step(&mut self, step: &Cur) -> Result<String, String> {
+        self.model.expire(self.clock.now());
         match *step {
             Cur::Push { pad } => {
                 let id = self.model.next_id;
                 self.model.next_id += 1;
+                self.model.ages.pushed(id, self.clock.now());
                 let data = payload(id, pad);
                 block_on(
                     self.store()
@@ -1066,7 +1135,8 @@ impl CursorHarness {
         }
     }
 
-    fn check_stats(&self) -> Result<(), String> {
+    fn check_stats(&mut self) -> Result<(), String> {
+        self.model.expire(self.clock.now());
         let stats = self.store().stats();
         let model = &self.model;
         let got = match find_stats(&stats, QUEUE) {

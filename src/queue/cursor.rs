@@ -4,7 +4,7 @@
 //! keeps the in-memory rest and decides what a read returns. Runs under the queue's lock.
 
 use super::disk::{CursorLog, ItemLog};
-use super::item::Item;
+use super::item::{Expiry, Item};
 use super::{CursorStats, Error, ReadMode};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +30,9 @@ pub(crate) struct CursorState {
     failed_items: u64,
     /// Moves of `position` not yet saved; see [`SAVE_POSITION_EVERY`].
     unsaved: u32,
+    /// Failed reads discarded as expired since the queue last collected them (it counts
+    /// them in its `expired_items`).
+    pub(crate) expired: u64,
 }
 
 impl CursorState {
@@ -43,6 +46,7 @@ impl CursorState {
             log,
             failed_open: HashMap::new(),
             unsaved: 0,
+            expired: 0,
         }
     }
 
@@ -64,10 +68,10 @@ impl CursorState {
         items: &ItemLog,
         visible_end: u64,
         mode: ReadMode,
-        now: u64,
+        expiry: Expiry,
         serial: u64,
     ) -> Result<Option<(Item, bool)>, Error> {
-        if let Some(item) = self.first_failed(now)? {
+        if let Some(item) = self.first_failed(expiry)? {
             match mode {
                 ReadMode::Peek => {}
                 ReadMode::Take => {
@@ -86,7 +90,7 @@ impl CursorState {
         for entry in items.range(self.position, visible_end) {
             let (id, record) = entry?;
             let item = Item::new(id, record);
-            if item.is_expired(now) {
+            if item.is_expired(expiry) {
                 // Passed for good: an expired item is never returned.
                 self.position = id + 1;
                 self.remaining -= 1;
@@ -193,7 +197,7 @@ impl CursorState {
         self.log.destroy()
     }
 
-    pub(crate) fn stats(&self, name: &str, items: &ItemLog, now: u64) -> CursorStats {
+    pub(crate) fn stats(&self, name: &str, items: &ItemLog, expiry: Expiry) -> CursorStats {
         let failed = self.log.failed.iter();
         let waiting = items.range(self.position, u64::MAX);
         let next = failed
@@ -201,9 +205,9 @@ impl CursorState {
             .filter(|(id, _)| !self.failed_open.contains_key(id))
             .chain(waiting.filter_map(Result::ok))
             .map(|(id, record)| Item::new(id, record))
-            .find(|item| !item.is_expired(now));
+            .find(|item| !item.is_expired(expiry));
         CursorStats {
-            age_ms: next.map_or(0, |item| now.saturating_sub(item.enqueued_ms())),
+            age_ms: next.map_or(0, |item| expiry.now.saturating_sub(item.enqueued_ms())),
             name: name.to_string(),
             items: self.remaining + self.failed_items,
             failed_items: self.failed_items,
@@ -221,7 +225,7 @@ impl CursorState {
     }
 
     /// The oldest failed read not held open, discarding expired ones.
-    fn first_failed(&mut self, now: u64) -> Result<Option<Item>, Error> {
+    fn first_failed(&mut self, expiry: Expiry) -> Result<Option<Item>, Error> {
         if self.failed_items == 0 {
             return Ok(None);
         }
@@ -231,9 +235,10 @@ impl CursorState {
             if self.failed_open.contains_key(&id) {
                 continue;
             }
-            if item.is_expired(now) {
+            if item.is_expired(expiry) {
                 self.log.failed.remove(id)?;
                 self.failed_items -= 1;
+                self.expired += 1;
                 continue;
             }
             return Ok(Some(item));

@@ -38,8 +38,12 @@ impl Item {
         self.record.payload_len()
     }
 
-    pub(crate) fn is_expired(&self, now_ms: u64) -> bool {
-        self.record.expires_ms().is_some_and(|at| at <= now_ms)
+    /// Whether its exptime has passed or it is older than the queue's max age.
+    pub(crate) fn is_expired(&self, at: Expiry) -> bool {
+        self.record
+            .expires_ms()
+            .is_some_and(|expires| expires <= at.now)
+            || (at.max_age_ms > 0 && at.now.saturating_sub(self.enqueued_ms()) > at.max_age_ms)
     }
 
     /// When the item expires (unix ms), `None` for never.
@@ -50,4 +54,11 @@ impl Item {
     pub(crate) fn enqueued_ms(&self) -> u64 {
         self.record.enqueued_ms()
     }
+}
+
+/// What expires an item at a given time: its exptime, and its queue's max age (0: none).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expiry {
+    pub(crate) now: u64,
+    pub(crate) max_age_ms: u64,
 }

@@ -11,7 +11,7 @@
 use super::cursor::CursorState;
 use super::disk::{Counts, CursorLog, Disk, ItemLog};
 use super::head::{HeadIndex, MAX_KNOWN};
-use super::item::Item;
+use super::item::{Expiry, Item};
 use super::timeout::{Deadlines, Hold};
 
 mod held;
@@ -202,6 +202,34 @@ impl QueueState {
         self.hidden.remove(&id);
     }
 
+    /// Whether items of this queue expire by age.
+    pub(crate) fn has_max_age(&self) -> bool {
+        self.limits.max_age_ms > 0
+    }
+
+    /// What expires this queue's items at `now`.
+    fn expiry(&self, now: u64) -> Expiry {
+        Expiry {
+            now,
+            max_age_ms: self.limits.max_age_ms,
+        }
+    }
+
+    /// Discards what has expired at the head of the queue and at each cursor's (age-expired
+    /// items are always a prefix, as ids grow with time), so that counts and ages leave them
+    /// out. Costs a lookup per cursor plus one per item discarded, each item discarded once.
+    pub(crate) fn expire_heads(&mut self, now: u64) -> Result<(), Error> {
+        if self.deleted {
+            return Ok(());
+        }
+        self.read_plain(ReadMode::Peek, now)?;
+        let names: Vec<String> = self.cursors.keys().cloned().collect();
+        for name in names {
+            self.read_cursor(&name, ReadMode::Peek, now)?;
+        }
+        Ok(())
+    }
+
     /// Readers see ids below this only.
     fn visible_end(&self) -> u64 {
         self.hidden.first().copied().unwrap_or(u64::MAX)
@@ -239,7 +267,7 @@ impl QueueState {
             };
             let item = Item::new(id, record);
             let len = item.len();
-            if item.is_expired(now) {
+            if item.is_expired(self.expiry(now)) {
                 if mode != ReadMode::Take {
                     self.log.remove(id)?;
                 }
@@ -342,7 +370,13 @@ impl QueueState {
         };
         let generation = cursor.generation;
         let hold = Hold::new(now, self.limits.open_timeout_ms);
-        let read = cursor.read(&self.log, visible_end, mode, now, hold.serial)?;
+        let expiry = Expiry {
+            now,
+            max_age_ms: self.limits.max_age_ms,
+        };
+        let read = cursor.read(&self.log, visible_end, mode, expiry, hold.serial);
+        self.expired_items += std::mem::take(&mut cursor.expired);
+        let read = read?;
         Ok(read.map(|(item, open)| {
             let held = open.then(|| Held::Cursor {
                 name: name.to_string(),
@@ -421,7 +455,7 @@ impl QueueState {
             cursors: self
                 .cursors
                 .iter()
-                .map(|(name, cursor)| cursor.stats(name, &self.log, now))
+                .map(|(name, cursor)| cursor.stats(name, &self.log, self.expiry(now)))
                 .collect(),
         }
     }

@@ -225,7 +225,12 @@ impl Store {
             .map(|queue| {
                 queue.time_out(now);
                 let waiters = queue.waiters.load(std::sync::atomic::Ordering::Relaxed) as u64;
-                queue.lock().stats(&queue.name, waiters, now)
+                let mut state = queue.lock();
+                // Expired items never count, discarded or not yet.
+                if let Err(e) = state.expire_heads(now) {
+                    log::error!("cannot discard expired items of {}: {}", queue.name, e);
+                }
+                state.stats(&queue.name, waiters, now)
             })
             .collect()
     }

@@ -11,6 +11,12 @@
 //! heap would do as well for firing, but a close must remove its deadline, which a `BTreeMap`
 //! does in O(log n) and a heap cannot.
 //!
+//! Max age needs no timer of its own: ids grow with time, so the items expired by age are
+//! always the oldest, at the head of the queue (and of each cursor and failed-read queue).
+//! Readers discard them there as they meet them, `stats` before it counts, and the same
+//! thread every second for queues with a max age, one lookup per queue and cursor plus one
+//! per item discarded: never a scan of what has not expired.
+//!
 //! Every open read has a serial, unique in the process: a timed-out read may be opened again
 //! by another reader under the same item id, and only the serial tells the late `/close` of
 //! the first holder (a no-op) from the second holder's.
@@ -26,6 +32,9 @@ use std::time::Duration;
 
 /// How often the background checker looks at the earliest deadline of each queue.
 const CHECK_EVERY: Duration = Duration::from_millis(50);
+/// Every this many checks, it also discards what has expired by age at the heads of the
+/// queues that have a max age, so a queue nobody reads still gives its space back.
+const EXPIRE_EVERY: u32 = 20;
 
 /// No deadline.
 const NEVER: u64 = u64::MAX;
@@ -138,16 +147,38 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Discards the items expired by age at the heads of the queues (see
+    /// `QueueState::expire_heads`).
+    fn expire_by_age(&self) {
+        let now = self.now_ms();
+        for queue in self.queues() {
+            let mut state = queue.lock();
+            if state.has_max_age() {
+                if let Err(e) = state.expire_heads(now) {
+                    log::error!("cannot discard expired items of {}: {}", queue.name, e);
+                }
+            }
+        }
+    }
+}
+
 /// Starts the thread that checks open timeouts; it ends with the store.
 pub(crate) fn start_checking(store: &Store) {
     let shared = Arc::downgrade(&store.shared);
     let spawned = thread::Builder::new()
         .name("tern-timeouts".into())
-        .spawn(move || loop {
-            thread::sleep(CHECK_EVERY);
-            match shared.upgrade() {
-                Some(shared) => Store { shared }.time_out_now(),
-                None => return,
+        .spawn(move || {
+            for check in 1u32.. {
+                thread::sleep(CHECK_EVERY);
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                let store = Store { shared };
+                store.time_out_now();
+                if check % EXPIRE_EVERY == 0 {
+                    store.expire_by_age();
+                }
             }
         });
     if let Err(e) = spawned {

@@ -1,6 +1,7 @@
 //! `FakeClock`: the time a server started with `--clock-file` reads, moved by the test, so a
 //! timer fires because the test said so, never because the test waited long enough.
 
+use super::{config_file, Server};
 use std::path::PathBuf;
 use tempfile::TempDir;
 
@@ -54,10 +55,18 @@ impl FakeClock {
     }
 }
 
-/// `args` then the clock's arguments, as `Server::start_with` takes them.
-pub fn with_clock(clock: &FakeClock, args: &[&str]) -> Vec<String> {
-    args.iter()
-        .map(|arg| arg.to_string())
-        .chain(clock.args())
-        .collect()
+/// Starts a server with `args` that reads `clock`.
+pub fn start_with_clock(clock: &FakeClock, args: &[&str]) -> Server {
+    let clock_args = clock.args();
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(clock_args.iter().map(String::as_str));
+    Server::start_with(&all)
+}
+
+/// A `--config` file setting the timer `key` (`open_timeout_ms`, `max_age_ms`): 5000 in
+/// `[defaults]`, 100 for queue `fast`, 0 (none) for queue `never`.
+pub fn timer_config(key: &str) -> (TempDir, String) {
+    config_file(&format!(
+        "[defaults]\n{key} = 5000\n[queues.fast]\n{key} = 100\n[queues.never]\n{key} = 0\n"
+    ))
 }
