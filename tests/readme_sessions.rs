@@ -57,7 +57,7 @@ fn run_line(line: &str, server: &Server, conns: &mut HashMap<String, Conn>, cloc
 #[test]
 fn the_readme_sessions_run_as_shown() {
     let sessions = sessions();
-    assert!(sessions.len() >= 2, "README sessions not found");
+    assert!(sessions.len() >= 3, "README sessions not found");
     for (args, lines) in sessions {
         let mut clock = FakeClock::new();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -5,8 +5,8 @@
 //!   `/open` (several leases held at once), `/close`, `/abort`, `/peek`, `flush`, `delete`
 //!   (later closes and aborts of its leases must do nothing) and restarts.
 //! * `cursors_follow_the_model`: one queue, a plain reader (`get`, `/open`) and two named
-//!   cursors, with cursor reads (`take`, `/open`, `/close`, `/abort`, `/peek`), cursor and queue
-//!   flushes, cursor and queue deletes, and restarts.
+//!   cursors, with cursor reads (`take`, `/open`, `/close`, `/abort`, `/peek`), rewinds and
+//!   seeks, cursor and queue flushes, cursor and queue deletes, and restarts.
 //! * `deep_queue_stays_in_order_past_the_head_index`: one scripted run with a queue deeper
 //!   than the store's in-memory head index.
 //!
@@ -44,7 +44,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
-use tern::queue::{Clock, Config, Error, Item, Lease, QueueStats, ReadMode, Store, SyncMode};
+use tern::queue::{
+    Clock, Config, Error, Item, Lease, QueueStats, ReadMode, Replay, Store, SyncMode,
+};
 
 /// Leases held at once: in all (plain property) or per cursor (cursor property).
 const MAX_LEASES: usize = 3;
@@ -676,6 +678,10 @@ enum Cur {
     Restart,
     /// Time passes: open reads held longer than the timeout go back.
     Wait(u64),
+    /// `get q.c/rewind`.
+    Rewind(usize),
+    /// `get q.c/seek=<now - ms>`.
+    Seek(usize, u64),
 }
 
 fn cursor_step() -> impl Strategy<Value = Cur> {
@@ -692,10 +698,13 @@ fn cursor_step() -> impl Strategy<Value = Cur> {
         1 => c.clone().prop_map(Cur::Peek),
         1 => c.clone().prop_map(Cur::FlushCursor),
         1 => Just(Cur::FlushQueue),
-        1 => c.prop_map(Cur::DeleteCursor),
+        1 => c.clone().prop_map(Cur::DeleteCursor),
         1 => Just(Cur::DeleteQueue),
         1 => Just(Cur::Restart),
         2 => wait_ms().prop_map(Cur::Wait),
+        1 => c.clone().prop_map(Cur::Rewind),
+        1 => (c, prop_oneof![Just(0u64), Just(50), Just(100), Just(151), Just(10_000)])
+            .prop_map(|(c, back)| Cur::Seek(c, back)),
     ]
 }
 
@@ -760,6 +769,29 @@ impl CursorModel {
         for cursor in &mut self.cursors {
             cursor.failed.retain(|&id, _| !ages.expired(id, now));
         }
+        // Each step ends with `stats`, which peeks every cursor: one without failed reads
+        // waiting moves past what a read would pass (expired, or held open by its reader).
+        for c in 0..self.cursors.len() {
+            let cursor = &self.cursors[c];
+            if !cursor.created || !cursor.failed.is_empty() {
+                continue;
+            }
+            let held = |id: u64| {
+                cursor
+                    .open
+                    .iter()
+                    .any(|(item, live)| *live && item.id == id)
+            };
+            let passed = self
+                .items
+                .range(cursor.position..)
+                .take_while(|(&id, _)| !self.live(id) || held(id))
+                .last()
+                .map(|(&id, _)| id + 1);
+            if let Some(position) = passed {
+                self.cursors[c].position = position;
+            }
+        }
     }
 
     /// Whether item `id` (in the queue) is there for cursors to read.
@@ -800,15 +832,25 @@ impl CursorModel {
             };
             return Some((item, true));
         }
+        self.cursor_next_in_queue(c).map(|item| (item, false))
+    }
+
+    /// What the next read of cursor `c` returns from the queue (after its failed reads). One
+    /// it holds open (met again after a replay) is passed: it is the reader's already.
+    fn cursor_next_in_queue(&self, c: usize) -> Option<MItem> {
+        let cursor = &self.cursors[c];
+        let held = |id: u64| {
+            cursor
+                .open
+                .iter()
+                .any(|(item, live)| *live && item.id == id)
+        };
         self.items
             .range(cursor.position..)
-            .find(|(&id, _)| self.live(id))
-            .map(|(&id, data)| {
-                let item = MItem {
-                    id,
-                    data: data.clone(),
-                };
-                (item, false)
+            .find(|(&id, _)| self.live(id) && !held(id))
+            .map(|(&id, data)| MItem {
+                id,
+                data: data.clone(),
             })
     }
 
@@ -1108,6 +1150,22 @@ impl CursorHarness {
                 self.store = None;
                 self.store = Some(self.setup.reopen(self.dir.path(), &self.clock.clock));
                 Ok("restarted".into())
+            }
+            Cur::Rewind(c) | Cur::Seek(c, _) => {
+                let (replay, position) = match *step {
+                    Cur::Seek(_, back) => {
+                        let ms = self.clock.now() - back;
+                        let ages = &self.model.ages.0;
+                        let first = ages.iter().find(|(_, &at)| at >= ms).map(|(&id, _)| id);
+                        (Replay::Seek(ms), first.unwrap_or(self.model.next_id))
+                    }
+                    _ => (Replay::Rewind, 0),
+                };
+                block_on(self.store().replay(QUEUE, CURSORS[c], replay))
+                    .map_err(|e| format!("replay failed: {e}"))?;
+                self.model.ensure_cursor(c);
+                self.model.cursors[c].position = position;
+                Ok(format!("{replay:?}: at #{position}"))
             }
             Cur::Wait(ms) => {
                 let now = self.clock.advance(ms);

@@ -21,8 +21,9 @@ pub(crate) struct CursorState {
     pub(crate) generation: u64,
     /// The next id to read from the queue.
     position: u64,
-    /// Items in the queue at or after `position` (plain open ones included).
-    remaining: u64,
+    /// Items in the queue at or after `position` (plain open ones included); `None` after a
+    /// seek, until [`CursorState::count_remaining`] counts them (a seek stays O(log n)).
+    remaining: Option<u64>,
     log: CursorLog,
     /// Failed reads held open by a reader: id → the open read's serial.
     failed_open: HashMap<u64, u64>,
@@ -41,7 +42,7 @@ impl CursorState {
         CursorState {
             generation: next_generation(),
             position,
-            remaining,
+            remaining: Some(remaining),
             failed_items: log.failed.len(),
             log,
             failed_open: HashMap::new(),
@@ -90,10 +91,12 @@ impl CursorState {
         for entry in items.range(self.position, visible_end) {
             let (id, record) = entry?;
             let item = Item::new(id, record);
-            if item.is_expired(expiry) {
-                // Passed for good: an expired item is never returned.
+            // Expired: passed for good, never returned. Held open by this cursor's reader
+            // (met again after a rewind or seek): it is theirs already, and comes back
+            // through the failed reads if they give it up; never held twice under one id.
+            if item.is_expired(expiry) || self.failed_open.contains_key(&id) {
                 self.position = id + 1;
-                self.remaining -= 1;
+                self.less();
                 continue;
             }
             found = Some(item);
@@ -112,14 +115,14 @@ impl CursorState {
             ReadMode::Peek => self.save_position(SAVE_POSITION_EVERY)?,
             ReadMode::Take => {
                 self.position = position;
-                self.remaining -= 1;
+                self.less();
                 self.unsaved += 1;
                 self.save_position(SAVE_POSITION_EVERY)?;
             }
             ReadMode::Open => {
                 self.log.open_read(position, item.id(), item.record())?;
                 self.position = position;
-                self.remaining -= 1;
+                self.less();
                 self.unsaved = 0;
                 self.failed_open.insert(item.id(), serial);
             }
@@ -130,25 +133,52 @@ impl CursorState {
     /// Item `id` left the queue: one less to read if the cursor had not passed it.
     pub(crate) fn removed(&mut self, id: u64) {
         if self.position <= id {
-            self.remaining -= 1;
+            self.less();
         }
     }
 
     /// Item `id` was added to the queue (always past the cursor).
     pub(crate) fn added(&mut self) {
-        self.remaining += 1;
+        if let Some(remaining) = &mut self.remaining {
+            *remaining += 1;
+        }
+    }
+
+    /// One item less at or after the position.
+    fn less(&mut self) {
+        if let Some(remaining) = &mut self.remaining {
+            *remaining = remaining.saturating_sub(1);
+        }
     }
 
     /// An added item `id` was taken back (a failed insert).
     pub(crate) fn unadded(&mut self, id: u64) {
         if self.position <= id {
-            self.remaining = self.remaining.saturating_sub(1);
+            self.less();
         }
     }
 
     /// Items at or after the position, for the clean-shutdown snapshot.
-    pub(crate) fn remaining(&self) -> u64 {
+    pub(crate) fn remaining(&self, items: &ItemLog) -> u64 {
         self.remaining
+            .unwrap_or_else(|| items.ids_from(self.position).count() as u64)
+    }
+
+    /// Counts the items left after a seek, if not done yet (see `remaining`).
+    pub(crate) fn count_remaining(&mut self, items: &ItemLog) {
+        if self.remaining.is_none() {
+            self.remaining = Some(self.remaining(items));
+        }
+    }
+
+    /// Moves to `position` (a rewind or a seek), durably: `remaining` items are there
+    /// (`None`: count them when asked). Open and failed reads stay as they are.
+    pub(crate) fn move_to(&mut self, position: u64, remaining: Option<u64>) -> Result<(), Error> {
+        self.log.save_position(position)?;
+        self.position = position;
+        self.remaining = remaining;
+        self.unsaved = 0;
+        Ok(())
     }
 
     /// Whether open read `serial` still holds `id`.
@@ -182,7 +212,7 @@ impl CursorState {
         self.log.failed.retain(|id| open.contains_key(&id))?;
         self.failed_items = 0;
         self.position = self.position.max(tail);
-        self.remaining = 0;
+        self.remaining = Some(0);
         self.unsaved = 0;
         self.log.save_position(self.position)
     }
@@ -209,7 +239,7 @@ impl CursorState {
         CursorStats {
             age_ms: next.map_or(0, |item| expiry.now.saturating_sub(item.enqueued_ms())),
             name: name.to_string(),
-            items: self.remaining + self.failed_items,
+            items: self.remaining.unwrap_or(0) + self.failed_items,
             failed_items: self.failed_items,
             open_transactions: self.failed_open.len() as u64,
         }

@@ -1,8 +1,10 @@
 //! The durable queues: items, open reads, cursors, waiting readers, per-queue counters.
 //!
 //! Knows nothing of sockets or the wire. Layers, each depending only on those below it:
-//! - [`Store`] (`store`, `write`, `wait`, `compact`): the registry of queues and the
-//!   operations clients ask for; [`Lease`] and [`Pending`] hold reads and writes in progress;
+//! - [`Store`] (`store`, `write`, `wait`, `compact`, `replay`, `timeout`): the registry of
+//!   queues and the operations clients ask for, cursor rewinds and seeks, open timeouts and
+//!   max age; [`Lease`] and [`Pending`] hold reads and writes in progress; [`Clock`] is the
+//!   time all of them read (a test's own in tests);
 //! - `handle` and `state`, `cursor`, `head`: one queue's in-memory state (what is waiting,
 //!   hidden, held open, where each cursor stands), which decides what a read returns;
 //! - `durability` and `space`: when writes reach the disk, and the low-disk guard;
@@ -26,6 +28,7 @@ mod handle;
 mod head;
 mod item;
 mod lease;
+mod replay;
 mod space;
 mod state;
 mod stats;
@@ -41,6 +44,7 @@ pub use durability::SyncMode;
 pub use error::{Error, StorageError};
 pub use item::Item;
 pub use lease::Lease;
+pub use replay::Replay;
 pub use stats::{CursorStats, QueueStats};
 pub use store::Store;
 pub use write::Pending;

@@ -43,6 +43,8 @@ pub(crate) struct QueueState {
     total_items: u64,
     expired_items: u64,
     cursors: BTreeMap<String, CursorState>,
+    /// The enqueue time of the newest item since start-up: the next is never older.
+    pub(crate) last_enqueued_ms: u64,
 }
 
 /// A queue's handles opened in another database, ready to be installed by compaction.
@@ -92,6 +94,7 @@ impl QueueState {
             total_items: 0,
             expired_items: 0,
             cursors,
+            last_enqueued_ms: 0,
         })
     }
 
@@ -108,7 +111,7 @@ impl QueueState {
             remaining: self
                 .cursors
                 .iter()
-                .map(|(name, cursor)| (name.clone(), cursor.remaining()))
+                .map(|(name, cursor)| (name.clone(), cursor.remaining(&self.log)))
                 .collect(),
         }
     }
@@ -230,8 +233,22 @@ impl QueueState {
         Ok(())
     }
 
+    /// Counts what is left to each cursor moved by a seek. Call with no insert in flight
+    /// ([`Queue::lock_settled`](super::handle::Queue::lock_settled)): then every reserved
+    /// item is in the log, and the count is exact.
+    pub(crate) fn count_cursors(&mut self) {
+        for cursor in self.cursors.values_mut() {
+            cursor.count_remaining(&self.log);
+        }
+    }
+
+    /// Every item stored, waiting or held open: what a new cursor has to read.
+    pub(crate) fn stored_items(&self) -> u64 {
+        self.items + self.open.len() as u64
+    }
+
     /// Readers see ids below this only.
-    fn visible_end(&self) -> u64 {
+    pub(crate) fn visible_end(&self) -> u64 {
         self.hidden.first().copied().unwrap_or(u64::MAX)
     }
 
@@ -352,7 +369,7 @@ impl QueueState {
 
     /// Creates a cursor at the head: it sees every item still in the queue.
     pub(crate) fn add_cursor(&mut self, name: &str, log: CursorLog) -> Result<(), Error> {
-        let cursor = CursorState::create(log, self.items + self.open.len() as u64)?;
+        let cursor = CursorState::create(log, self.stored_items())?;
         self.cursors.insert(name.to_string(), cursor);
         Ok(())
     }

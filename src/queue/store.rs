@@ -225,11 +225,12 @@ impl Store {
             .map(|queue| {
                 queue.time_out(now);
                 let waiters = queue.waiters.load(std::sync::atomic::Ordering::Relaxed) as u64;
-                let mut state = queue.lock();
+                let mut state = queue.lock_settled();
                 // Expired items never count, discarded or not yet.
                 if let Err(e) = state.expire_heads(now) {
                     log::error!("cannot discard expired items of {}: {}", queue.name, e);
                 }
+                state.count_cursors();
                 state.stats(&queue.name, waiters, now)
             })
             .collect()

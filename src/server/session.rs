@@ -10,7 +10,8 @@ use super::runtime::sleep;
 use super::shared::Shared;
 use super::stats::{self, bump};
 use crate::protocol::{
-    seconds_left, Command, Error as ProtocolError, Get, Key, MetaGet, MetaItem, Reply, Set, Target,
+    seconds_left, Command, Error as ProtocolError, Get, Key, MetaGet, MetaItem, Replay, Reply, Set,
+    Target,
 };
 use crate::queue::{self, Item, Lease, Pending, ReadMode};
 use futures_lite::FutureExt;
@@ -279,6 +280,16 @@ impl Session {
             1,
         );
         let target = &key.target;
+        if let (Some(replay), Some(cursor)) = (options.replay, &target.cursor) {
+            let replay = match replay {
+                Replay::Rewind => queue::Replay::Rewind,
+                Replay::Seek(ms) => queue::Replay::Seek(ms),
+            };
+            let store = &self.shared.store;
+            store.replay(&target.queue, cursor, replay).await?;
+            // Moves the cursor, reads nothing: counted as `/close` alone is.
+            return Ok(self.count_hit(None));
+        }
         let item = if options.abort {
             if let Some(lease) = self.leases.remove(target) {
                 lease.abort();

@@ -127,6 +127,10 @@ impl QueueState {
             }
     }
 
+    pub(crate) fn cursor_mut(&mut self, name: &str) -> Option<&mut CursorState> {
+        self.cursors.get_mut(name)
+    }
+
     fn cursor_of(&mut self, name: &str, generation: u64) -> Option<&mut CursorState> {
         self.cursors
             .get_mut(name)
