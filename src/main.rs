@@ -88,6 +88,20 @@ struct Options {
     #[structopt(long)]
     discard_old: bool,
 
+    /// Give an open read back to its queue (as if aborted) once held this many ms (default 0:
+    /// never).
+    #[structopt(long)]
+    open_timeout: Option<u64>,
+
+    /// Expire items older than this many ms, as if their exptime had passed (default 0: never).
+    #[structopt(long)]
+    max_age: Option<u64>,
+
+    /// Tests only: read the time (unix ms) from this file instead of the system clock, so a
+    /// test moves time instead of waiting for it.
+    #[structopt(long, hidden = true, parse(from_os_str))]
+    clock_file: Option<PathBuf>,
+
     /// TOML file with per-queue limits (`[queues.<name>]` tables) and `[defaults]`.
     #[structopt(long, parse(from_os_str))]
     config: Option<PathBuf>,
@@ -109,7 +123,7 @@ enum Command {
     Import,
 }
 
-/// The `--config` file: queue limits, server-wide and per queue.
+/// The `--config` file: queue limits and timers, server-wide and per queue.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
@@ -125,6 +139,8 @@ struct LimitsFile {
     max_items: Option<u64>,
     max_bytes: Option<u64>,
     discard_old: Option<bool>,
+    open_timeout_ms: Option<u64>,
+    max_age_ms: Option<u64>,
 }
 
 impl LimitsFile {
@@ -134,6 +150,8 @@ impl LimitsFile {
             max_items: self.max_items.or(base.max_items),
             max_bytes: self.max_bytes.or(base.max_bytes),
             discard_old: self.discard_old.unwrap_or(base.discard_old),
+            open_timeout_ms: self.open_timeout_ms.unwrap_or(base.open_timeout_ms),
+            max_age_ms: self.max_age_ms.unwrap_or(base.max_age_ms),
         }
     }
 }
@@ -148,6 +166,8 @@ fn limits(options: &Options) -> anyhow::Result<(Limits, HashMap<String, Limits>)
         max_items: options.max_items,
         max_bytes: options.max_bytes,
         discard_old: options.discard_old.then_some(true),
+        open_timeout_ms: options.open_timeout,
+        max_age_ms: options.max_age,
     };
     let defaults = command_line.over(file.defaults.over(Limits::default()));
     let per_queue = file
@@ -218,6 +238,10 @@ fn main() -> anyhow::Result<()> {
         limits,
         queue_limits,
         min_free_bytes: options.min_free_mb.saturating_mul(1024 * 1024),
+        clock: options
+            .clock_file
+            .as_ref()
+            .map_or(queue::Clock::System, queue::Clock::file),
     };
     match options.command {
         Some(Command::Export) => {

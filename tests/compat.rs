@@ -85,16 +85,18 @@ fn dump_stats_is_kestrels_format_of_the_stats_figures() {
     assert_eq!(
         dump,
         "queue 'idle' {\r\n  items=0\r\n  bytes=0\r\n  total_items=1\r\n  expired_items=0\r\n  \
-         open_transactions=0\r\n  waiters=0\r\n  age_ms=*\r\n}\r\n\
+         open_transactions=0\r\n  waiters=0\r\n  age_ms=*\r\n  open_timeouts=0\r\n}\r\n\
          queue 'jobs' {\r\n  items=1\r\n  bytes=5\r\n  total_items=3\r\n  expired_items=0\r\n  \
-         open_transactions=1\r\n  waiters=0\r\n  age_ms=*\r\n}\r\n\
-         queue 'jobs.billing' {\r\n  items=2\r\n  failed_items=0\r\n  open_transactions=1\r\n}\r\n\
+         open_transactions=1\r\n  waiters=0\r\n  age_ms=*\r\n  open_timeouts=0\r\n}\r\n\
+         queue 'jobs.billing' {\r\n  items=2\r\n  failed_items=0\r\n  open_transactions=1\r\n  \
+         age_ms=*\r\n}\r\n\
          END\r\n"
     );
     // an empty queue has no age; a waiting item's age is real time, within reason
-    assert_eq!(ages.len(), 2);
+    assert_eq!(ages.len(), 3);
     assert_eq!(ages[0], 0);
     assert!(ages[1] < CONDITION_TIMEOUT.as_millis() as u64, "{ages:?}");
+    assert!(ages[2] < CONDITION_TIMEOUT.as_millis() as u64, "{ages:?}");
 
     // The same figures as stats, in the same order, names without their prefix.
     let mut from_stats = String::new();

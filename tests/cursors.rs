@@ -43,11 +43,12 @@ fn expected_names(queues: &[(&str, &[&str])]) -> Vec<String> {
             "open_transactions",
             "waiters",
             "age_ms",
+            "open_timeouts",
         ] {
             out.push(format!("queue_{q}_{k}"));
         }
         for c in cursors.iter() {
-            for k in ["items", "failed_items", "open_transactions"] {
+            for k in ["items", "failed_items", "open_transactions", "age_ms"] {
                 out.push(format!("queue_{q}.{c}_{k}"));
             }
         }

@@ -5,10 +5,15 @@
 //!   `/open` (several leases held at once), `/close`, `/abort`, `/peek`, `flush`, `delete`
 //!   (later closes and aborts of its leases must do nothing) and restarts.
 //! * `cursors_follow_the_model`: one queue, a plain reader (`get`, `/open`) and two named
-//!   cursors, with cursor reads (`take`, `/open`, `/close`, `/abort`, `/peek`), cursor and queue
-//!   flushes, cursor and queue deletes, and restarts.
+//!   cursors, with cursor reads (`take`, `/open`, `/close`, `/abort`, `/peek`), rewinds and
+//!   seeks, cursor and queue flushes, cursor and queue deletes, and restarts.
 //! * `deep_queue_stays_in_order_past_the_head_index`: one scripted run with a queue deeper
 //!   than the store's in-memory head index.
+//!
+//! Both run with an open timeout ([`OPEN_TIMEOUT_MS`]) and a max age ([`MAX_AGE_MS`]) on a
+//! clock the test moves (`Wait` steps): an open read held longer goes back as if aborted, and
+//! its lease's later close or abort does nothing; an item older than the max age is never
+//! returned nor counted, unless held open (the model drops it wherever it waits).
 //!
 //! The two properties run again as `…_with_sync_always`.
 //!
@@ -35,14 +40,55 @@ use proptest::test_runner::{Config as ProptestConfig, TestCaseError};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
-use tern::queue::{Config, Error, Item, Lease, QueueStats, ReadMode, Store, SyncMode};
+use tern::queue::{
+    Clock, Config, Error, Item, Lease, QueueStats, ReadMode, Replay, Store, SyncMode,
+};
 
 /// Leases held at once: in all (plain property) or per cursor (cursor property).
 const MAX_LEASES: usize = 3;
 const MAX_STEPS: usize = 40;
 const CASES: u32 = 64;
+/// Every queue's open timeout; `Wait` steps move the clock by less or more than this.
+const OPEN_TIMEOUT_MS: u64 = 100;
+/// Every queue's max age.
+const MAX_AGE_MS: u64 = 150;
+/// Where the clock of a run starts (unix ms).
+const CLOCK_START_MS: u64 = 1_800_000_000_000;
+
+/// A run's clock: what the store reads, and the handle the test moves it with.
+struct TestClock {
+    clock: Clock,
+    now: Arc<AtomicU64>,
+}
+
+impl TestClock {
+    fn new() -> TestClock {
+        let (clock, now) = Clock::manual(CLOCK_START_MS);
+        TestClock { clock, now }
+    }
+
+    fn now(&self) -> u64 {
+        self.now.load(Ordering::SeqCst)
+    }
+
+    fn advance(&self, ms: u64) -> u64 {
+        self.now.fetch_add(ms, Ordering::SeqCst) + ms
+    }
+}
+
+/// How far a `Wait` step moves the clock: half the open timeout, exactly it (not longer: no
+/// timeout yet) or just over. Sums of these land on the max age exactly, too.
+fn wait_ms() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(OPEN_TIMEOUT_MS / 2),
+        Just(OPEN_TIMEOUT_MS),
+        Just(OPEN_TIMEOUT_MS + 1)
+    ]
+}
 
 fn proptest_config() -> ProptestConfig {
     ProptestConfig {
@@ -80,13 +126,13 @@ struct Setup {
 
 impl Setup {
     /// The store a run starts on, in its format.
-    fn create(&self, dir: &Path) -> Store {
-        open_store(dir, self.sync, self.format.create)
+    fn create(&self, dir: &Path, clock: &Clock) -> Store {
+        open_store(dir, self.sync, clock, self.format.create)
     }
 
     /// The store after a restart: this build's, which migrates an older format.
-    fn reopen(&self, dir: &Path) -> Store {
-        open_store(dir, self.sync, Store::open)
+    fn reopen(&self, dir: &Path, clock: &Clock) -> Store {
+        open_store(dir, self.sync, clock, Store::open)
     }
 
     fn describe(&self) -> String {
@@ -106,10 +152,18 @@ fn for_every_format(
     Ok(())
 }
 
-fn open_store(dir: &Path, sync: SyncMode, open: fn(&Config) -> Result<Store, Error>) -> Store {
+fn open_store(
+    dir: &Path,
+    sync: SyncMode,
+    clock: &Clock,
+    open: fn(&Config) -> Result<Store, Error>,
+) -> Store {
     let mut config = Config::new(dir);
     config.cache_bytes = 1 << 20;
     config.sync = sync;
+    config.clock = clock.clone();
+    config.limits.open_timeout_ms = OPEN_TIMEOUT_MS;
+    config.limits.max_age_ms = MAX_AGE_MS;
     // sled 0.34 releases its directory lock from a background thread after the last handle
     // is dropped (spacejam/sled#1234, #1289), so an immediate reopen can briefly find it
     // taken. Retry only that error; the bound is a safety net.
@@ -137,6 +191,20 @@ fn show(data: Option<&[u8]>) -> String {
     match data {
         Some(data) => format!("{:?}", String::from_utf8_lossy(data)),
         None => "nothing".to_string(),
+    }
+}
+
+/// When each model id was pushed, to tell which have outlived [`MAX_AGE_MS`].
+#[derive(Debug, Default)]
+struct Ages(BTreeMap<u64, u64>);
+
+impl Ages {
+    fn pushed(&mut self, id: u64, now: u64) {
+        self.0.insert(id, now);
+    }
+
+    fn expired(&self, id: u64, now: u64) -> bool {
+        now - self.0[&id] > MAX_AGE_MS
     }
 }
 
@@ -231,6 +299,8 @@ enum Plain {
         q: usize,
     },
     Restart,
+    /// Time passes: open reads held longer than the timeout go back.
+    Wait(u64),
 }
 
 fn plain_step() -> impl Strategy<Value = Plain> {
@@ -246,6 +316,7 @@ fn plain_step() -> impl Strategy<Value = Plain> {
         1 => q.clone().prop_map(|q| Plain::Flush { q }),
         1 => q.prop_map(|q| Plain::Delete { q }),
         1 => Just(Plain::Restart),
+        2 => wait_ms().prop_map(Plain::Wait),
     ]
 }
 
@@ -295,13 +366,31 @@ impl PlainQueue {
 struct PlainModel {
     queues: Vec<PlainQueue>,
     /// Open reads, parallel to the harness's leases: (queue index, item). The index is `None`
-    /// once the queue was deleted: closing or aborting that lease then does nothing.
+    /// once the queue was deleted or the read timed out: closing or aborting that lease then
+    /// does nothing.
     open: Vec<(Option<usize>, MItem)>,
+    /// When each open read was opened, parallel to `open`.
+    opened: Vec<u64>,
+    /// Open reads timed out, per queue (in memory: back to 0 on restart and delete).
+    timeouts: Vec<u64>,
+    ages: Ages,
     next_id: u64,
+}
+
+impl PlainModel {
+    /// Drops every waiting item past the max age (held ones wait until given back).
+    fn expire(&mut self, now: u64) {
+        let ages = &self.ages;
+        for queue in &mut self.queues {
+            queue.returned.retain(|&id, _| !ages.expired(id, now));
+            queue.fresh.retain(|item| !ages.expired(item.id, now));
+        }
+    }
 }
 
 struct PlainHarness {
     setup: Setup,
+    clock: TestClock,
     dir: TempDir,
     store: Option<Store>,
     leases: Vec<Lease>,
@@ -314,15 +403,20 @@ impl PlainHarness {
             .prefix("tern-store-model")
             .tempdir()
             .expect("temp dir");
-        let store = setup.create(dir.path());
+        let clock = TestClock::new();
+        let store = setup.create(dir.path(), &clock.clock);
         PlainHarness {
             setup,
+            clock,
             dir,
             store: Some(store),
             leases: Vec::new(),
             model: PlainModel {
                 queues: QUEUES.iter().map(|_| PlainQueue::default()).collect(),
                 open: Vec::new(),
+                opened: Vec::new(),
+                timeouts: vec![0; QUEUES.len()],
+                ages: Ages::default(),
                 next_id: 0,
             },
         }
@@ -345,10 +439,12 @@ impl PlainHarness {
     }
 
     fn apply_step(&mut self, step: &Plain) -> Result<String, String> {
+        self.model.expire(self.clock.now());
         match *step {
             Plain::Push { q, pad } => {
                 let id = self.model.next_id;
                 self.model.next_id += 1;
+                self.model.ages.pushed(id, self.clock.now());
                 let data = payload(id, pad);
                 block_on(
                     self.store()
@@ -362,6 +458,7 @@ impl PlainHarness {
             Plain::PushBoth { pad } => {
                 let id = self.model.next_id;
                 self.model.next_id += 1;
+                self.model.ages.pushed(id, self.clock.now());
                 let data = payload(id, pad);
                 let names: Vec<String> = QUEUES.iter().map(|name| name.to_string()).collect();
                 block_on(self.store().put(&names, id as u32, None, &data))
@@ -404,6 +501,7 @@ impl PlainHarness {
                     let lease = lease.ok_or("an open read came without a lease")?;
                     self.leases.push(lease);
                     self.model.open.push((Some(q), want));
+                    self.model.opened.push(self.clock.now());
                 }
                 Ok(format!(
                     "{} (lease {} of {})",
@@ -419,8 +517,13 @@ impl PlainHarness {
                 let i = i % self.leases.len();
                 let lease = self.leases.remove(i);
                 let (q, item) = self.model.open.remove(i);
+                self.model.opened.remove(i);
                 let what = show(Some(item.data.as_slice()));
-                let stale = if q.is_none() { " (queue deleted)" } else { "" };
+                let stale = if q.is_none() {
+                    " (queue deleted or timed out)"
+                } else {
+                    ""
+                };
                 if matches!(step, Plain::Close(_)) {
                     lease.close().map_err(|e| format!("close failed: {e}"))?;
                     Ok(format!("closed lease {i}: {what}{stale}"))
@@ -454,6 +557,7 @@ impl PlainHarness {
                     .map_err(|e| format!("delete failed: {e}"))?;
                 let want = self.model.queues[q].exists;
                 self.model.queues[q] = PlainQueue::default();
+                self.model.timeouts[q] = 0;
                 for (oq, _) in &mut self.model.open {
                     if *oq == Some(q) {
                         *oq = None;
@@ -467,19 +571,37 @@ impl PlainHarness {
             Plain::Restart => {
                 // Every lease is lost without a close: its item is waiting again.
                 self.leases.clear();
+                self.model.opened.clear();
                 for (q, item) in self.model.open.drain(..) {
                     if let Some(q) = q {
                         self.model.queues[q].give_back(item);
                     }
                 }
+                self.model.timeouts.fill(0);
                 self.store = None;
-                self.store = Some(self.setup.reopen(self.dir.path()));
+                self.store = Some(self.setup.reopen(self.dir.path(), &self.clock.clock));
                 Ok("restarted".into())
+            }
+            Plain::Wait(ms) => {
+                let now = self.clock.advance(ms);
+                let model = &mut self.model;
+                let mut given_back = 0;
+                for ((q, item), opened) in model.open.iter_mut().zip(&model.opened) {
+                    if now - opened > OPEN_TIMEOUT_MS {
+                        if let Some(q) = q.take() {
+                            model.queues[q].give_back(item.clone());
+                            model.timeouts[q] += 1;
+                            given_back += 1;
+                        }
+                    }
+                }
+                Ok(format!("{ms} ms later: {given_back} open reads given back"))
             }
         }
     }
 
-    fn check_stats(&self) -> Result<(), String> {
+    fn check_stats(&mut self) -> Result<(), String> {
+        self.model.expire(self.clock.now());
         let stats = self.store().stats();
         for (q, name) in QUEUES.iter().enumerate() {
             let queue = &self.model.queues[q];
@@ -489,17 +611,22 @@ impl PlainHarness {
                 .iter()
                 .filter(|(oq, _)| *oq == Some(q))
                 .count() as u64;
-            let want = (queue.items(), queue.bytes(), open);
+            let want = (queue.items(), queue.bytes(), open, self.model.timeouts[q]);
             match find_stats(&stats, name) {
                 Some(got) => {
                     if !queue.exists {
                         return Err(format!("stats list queue {name}, never created"));
                     }
-                    let got = (got.items, got.bytes, got.open_transactions);
+                    let got = (
+                        got.items,
+                        got.bytes,
+                        got.open_transactions,
+                        got.open_timeouts,
+                    );
                     if got != want {
                         return Err(format!(
-                            "stats of {name} (items, bytes, open_transactions): \
-                             store {got:?}, model {want:?}"
+                            "stats of {name} (items, bytes, open_transactions, \
+                             open_timeouts): store {got:?}, model {want:?}"
                         ));
                     }
                 }
@@ -549,6 +676,12 @@ enum Cur {
     DeleteCursor(usize),
     DeleteQueue,
     Restart,
+    /// Time passes: open reads held longer than the timeout go back.
+    Wait(u64),
+    /// `get q.c/rewind`.
+    Rewind(usize),
+    /// `get q.c/seek=<now - ms>`.
+    Seek(usize, u64),
 }
 
 fn cursor_step() -> impl Strategy<Value = Cur> {
@@ -565,9 +698,13 @@ fn cursor_step() -> impl Strategy<Value = Cur> {
         1 => c.clone().prop_map(Cur::Peek),
         1 => c.clone().prop_map(Cur::FlushCursor),
         1 => Just(Cur::FlushQueue),
-        1 => c.prop_map(Cur::DeleteCursor),
+        1 => c.clone().prop_map(Cur::DeleteCursor),
         1 => Just(Cur::DeleteQueue),
         1 => Just(Cur::Restart),
+        2 => wait_ms().prop_map(Cur::Wait),
+        1 => c.clone().prop_map(Cur::Rewind),
+        1 => (c, prop_oneof![Just(0u64), Just(50), Just(100), Just(151), Just(10_000)])
+            .prop_map(|(c, back)| Cur::Seek(c, back)),
     ]
 }
 
@@ -580,8 +717,11 @@ struct MCursor {
     /// Failed reads waiting, served first, oldest id first; copies of the items.
     failed: BTreeMap<u64, Vec<u8>>,
     /// Open reads, parallel to the harness's leases of this cursor; `false` once the cursor
-    /// (or its queue) was deleted: closing or aborting that lease then does nothing.
+    /// (or its queue) was deleted or the read timed out: closing or aborting that lease then
+    /// does nothing.
     open: Vec<(MItem, bool)>,
+    /// When each open read was opened, parallel to `open`.
+    opened: Vec<u64>,
 }
 
 impl MCursor {
@@ -591,6 +731,7 @@ impl MCursor {
         let open = std::mem::take(&mut self.open);
         *self = MCursor {
             open: open.into_iter().map(|(item, _)| (item, false)).collect(),
+            opened: std::mem::take(&mut self.opened),
             ..MCursor::default()
         };
         existed
@@ -602,8 +743,14 @@ struct CursorModel {
     exists: bool,
     /// Every item in the queue (waiting or held open by the plain reader), by id.
     items: BTreeMap<u64, Vec<u8>>,
-    /// The plain reader's open read, if any.
+    /// The plain reader's open read, if any, and when it was opened.
     plain_open: Option<MItem>,
+    plain_opened: u64,
+    /// Open reads timed out (in memory: back to 0 on restart and delete).
+    timeouts: u64,
+    ages: Ages,
+    /// The clock, as of the last [`CursorModel::expire`].
+    now: u64,
     /// The plain reader's open read on a queue deleted since.
     plain_stale: Option<MItem>,
     cursors: Vec<MCursor>,
@@ -611,6 +758,47 @@ struct CursorModel {
 }
 
 impl CursorModel {
+    /// Drops every waiting item past the max age: from the queue (but the plain reader's
+    /// open one) and from the failed reads. Cursors skip the plain reader's too.
+    fn expire(&mut self, now: u64) {
+        self.now = now;
+        let ages = &self.ages;
+        let open = self.plain_open.as_ref().map(|item| item.id);
+        self.items
+            .retain(|&id, _| Some(id) == open || !ages.expired(id, now));
+        for cursor in &mut self.cursors {
+            cursor.failed.retain(|&id, _| !ages.expired(id, now));
+        }
+        // Each step ends with `stats`, which peeks every cursor: one without failed reads
+        // waiting moves past what a read would pass (expired, or held open by its reader).
+        for c in 0..self.cursors.len() {
+            let cursor = &self.cursors[c];
+            if !cursor.created || !cursor.failed.is_empty() {
+                continue;
+            }
+            let held = |id: u64| {
+                cursor
+                    .open
+                    .iter()
+                    .any(|(item, live)| *live && item.id == id)
+            };
+            let passed = self
+                .items
+                .range(cursor.position..)
+                .take_while(|(&id, _)| !self.live(id) || held(id))
+                .last()
+                .map(|(&id, _)| id + 1);
+            if let Some(position) = passed {
+                self.cursors[c].position = position;
+            }
+        }
+    }
+
+    /// Whether item `id` (in the queue) is there for cursors to read.
+    fn live(&self, id: u64) -> bool {
+        !self.ages.expired(id, self.now)
+    }
+
     /// The oldest item not held open by the plain reader.
     fn plain_head(&self) -> Option<MItem> {
         let open = self.plain_open.as_ref().map(|item| item.id);
@@ -644,15 +832,25 @@ impl CursorModel {
             };
             return Some((item, true));
         }
+        self.cursor_next_in_queue(c).map(|item| (item, false))
+    }
+
+    /// What the next read of cursor `c` returns from the queue (after its failed reads). One
+    /// it holds open (met again after a replay) is passed: it is the reader's already.
+    fn cursor_next_in_queue(&self, c: usize) -> Option<MItem> {
+        let cursor = &self.cursors[c];
+        let held = |id: u64| {
+            cursor
+                .open
+                .iter()
+                .any(|(item, live)| *live && item.id == id)
+        };
         self.items
             .range(cursor.position..)
-            .next()
-            .map(|(&id, data)| {
-                let item = MItem {
-                    id,
-                    data: data.clone(),
-                };
-                (item, false)
+            .find(|(&id, _)| self.live(id) && !held(id))
+            .map(|(&id, data)| MItem {
+                id,
+                data: data.clone(),
             })
     }
 
@@ -679,7 +877,11 @@ impl CursorModel {
     /// (items, failed_items, open_transactions) of cursor `c`.
     fn cursor_stats(&self, c: usize) -> (u64, u64, u64) {
         let cursor = &self.cursors[c];
-        let unread = self.items.range(cursor.position..).count();
+        let unread = self
+            .items
+            .range(cursor.position..)
+            .filter(|(&id, _)| self.live(id))
+            .count();
         (
             (unread + cursor.failed.len()) as u64,
             cursor.failed.len() as u64,
@@ -690,6 +892,7 @@ impl CursorModel {
 
 struct CursorHarness {
     setup: Setup,
+    clock: TestClock,
     dir: TempDir,
     store: Option<Store>,
     plain_lease: Option<Lease>,
@@ -703,9 +906,11 @@ impl CursorHarness {
             .prefix("tern-cursor-model")
             .tempdir()
             .expect("temp dir");
-        let store = setup.create(dir.path());
+        let clock = TestClock::new();
+        let store = setup.create(dir.path(), &clock.clock);
         CursorHarness {
             setup,
+            clock,
             dir,
             store: Some(store),
             plain_lease: None,
@@ -714,6 +919,10 @@ impl CursorHarness {
                 exists: false,
                 items: BTreeMap::new(),
                 plain_open: None,
+                plain_opened: 0,
+                timeouts: 0,
+                ages: Ages::default(),
+                now: CLOCK_START_MS,
                 plain_stale: None,
                 cursors: CURSORS.iter().map(|_| MCursor::default()).collect(),
                 next_id: 0,
@@ -742,10 +951,12 @@ impl CursorHarness {
     }
 
     fn apply_step(&mut self, step: &Cur) -> Result<String, String> {
+        self.model.expire(self.clock.now());
         match *step {
             Cur::Push { pad } => {
                 let id = self.model.next_id;
                 self.model.next_id += 1;
+                self.model.ages.pushed(id, self.clock.now());
                 let data = payload(id, pad);
                 block_on(
                     self.store()
@@ -781,6 +992,7 @@ impl CursorHarness {
                 if want.is_some() {
                     self.plain_lease = Some(lease.ok_or("an open read came without a lease")?);
                     self.model.plain_open = want;
+                    self.model.plain_opened = self.clock.now();
                 }
                 Ok(show(item.as_ref().map(Item::data)))
             }
@@ -793,7 +1005,8 @@ impl CursorHarness {
                     Some(item) => (item, ""),
                     None => {
                         let item = self.model.plain_stale.take();
-                        (item.expect("model plain lease"), " (queue deleted)")
+                        let item = item.expect("model plain lease");
+                        (item, " (queue deleted or timed out)")
                     }
                 };
                 let what = show(Some(item.data.as_slice()));
@@ -837,6 +1050,7 @@ impl CursorHarness {
                 if let Some((want, from_failed)) = next {
                     self.model.cursor_consume(c, &want, from_failed);
                     self.model.cursors[c].open.push((want, true));
+                    self.model.cursors[c].opened.push(self.clock.now());
                     self.leases[c].push(lease.ok_or("an open read came without a lease")?);
                 }
                 Ok(format!(
@@ -853,8 +1067,13 @@ impl CursorHarness {
                 let i = i % self.leases[c].len();
                 let lease = self.leases[c].remove(i);
                 let (item, live) = self.model.cursors[c].open.remove(i);
+                self.model.cursors[c].opened.remove(i);
                 let what = show(Some(item.data.as_slice()));
-                let stale = if live { "" } else { " (cursor deleted)" };
+                let stale = if live {
+                    ""
+                } else {
+                    " (cursor deleted or timed out)"
+                };
                 if matches!(step, Cur::Close(..)) {
                     lease.close().map_err(|e| format!("close failed: {e}"))?;
                     Ok(format!("closed lease {i}: {what}{stale}"))
@@ -898,6 +1117,7 @@ impl CursorHarness {
                 let want = model.exists;
                 model.exists = false;
                 model.items.clear();
+                model.timeouts = 0;
                 if let Some(item) = model.plain_open.take() {
                     model.plain_stale = Some(item);
                 }
@@ -919,20 +1139,62 @@ impl CursorHarness {
                     leases.clear();
                 }
                 for cursor in &mut self.model.cursors {
+                    cursor.opened.clear();
                     for (item, live) in std::mem::take(&mut cursor.open) {
                         if live {
                             cursor.failed.insert(item.id, item.data);
                         }
                     }
                 }
+                self.model.timeouts = 0;
                 self.store = None;
-                self.store = Some(self.setup.reopen(self.dir.path()));
+                self.store = Some(self.setup.reopen(self.dir.path(), &self.clock.clock));
                 Ok("restarted".into())
+            }
+            Cur::Rewind(c) | Cur::Seek(c, _) => {
+                let (replay, position) = match *step {
+                    Cur::Seek(_, back) => {
+                        let ms = self.clock.now() - back;
+                        let ages = &self.model.ages.0;
+                        let first = ages.iter().find(|(_, &at)| at >= ms).map(|(&id, _)| id);
+                        (Replay::Seek(ms), first.unwrap_or(self.model.next_id))
+                    }
+                    _ => (Replay::Rewind, 0),
+                };
+                block_on(self.store().replay(QUEUE, CURSORS[c], replay))
+                    .map_err(|e| format!("replay failed: {e}"))?;
+                self.model.ensure_cursor(c);
+                self.model.cursors[c].position = position;
+                Ok(format!("{replay:?}: at #{position}"))
+            }
+            Cur::Wait(ms) => {
+                let now = self.clock.advance(ms);
+                let model = &mut self.model;
+                let before = model.timeouts;
+                if now - model.plain_opened > OPEN_TIMEOUT_MS {
+                    // Waiting again; its lease's later close or abort does nothing.
+                    if let Some(item) = model.plain_open.take() {
+                        model.plain_stale = Some(item);
+                        model.timeouts += 1;
+                    }
+                }
+                for cursor in &mut model.cursors {
+                    for ((item, live), opened) in cursor.open.iter_mut().zip(&cursor.opened) {
+                        if *live && now - opened > OPEN_TIMEOUT_MS {
+                            *live = false;
+                            cursor.failed.insert(item.id, item.data.clone());
+                            model.timeouts += 1;
+                        }
+                    }
+                }
+                let given_back = model.timeouts - before;
+                Ok(format!("{ms} ms later: {given_back} open reads given back"))
             }
         }
     }
 
-    fn check_stats(&self) -> Result<(), String> {
+    fn check_stats(&mut self) -> Result<(), String> {
+        self.model.expire(self.clock.now());
         let stats = self.store().stats();
         let model = &self.model;
         let got = match find_stats(&stats, QUEUE) {
@@ -954,11 +1216,18 @@ impl CursorHarness {
             waiting.len() as u64,
             waiting.iter().map(|data| data.len() as u64).sum::<u64>(),
             u64::from(plain_open.is_some()),
+            model.timeouts,
         );
-        let have = (got.items, got.bytes, got.open_transactions);
+        let have = (
+            got.items,
+            got.bytes,
+            got.open_transactions,
+            got.open_timeouts,
+        );
         if have != want {
             return Err(format!(
-                "stats of {QUEUE} (items, bytes, open_transactions): store {have:?}, model {want:?}"
+                "stats of {QUEUE} (items, bytes, open_transactions, open_timeouts): \
+                 store {have:?}, model {want:?}"
             ));
         }
         let created: Vec<&str> = CURSORS
@@ -1036,7 +1305,8 @@ fn deep_queue_stays_in_order_past_the_head_index() {
         format: &FORMATS[0],
         sync: SyncMode::Never,
     };
-    let mut store = setup.create(dir.path());
+    let clock = TestClock::new();
+    let mut store = setup.create(dir.path(), &clock.clock);
     let (q, other) = ("deep".to_string(), "other".to_string());
     let mut expected: VecDeque<u64> = VecDeque::new();
     let mut next = 0u64;
@@ -1067,7 +1337,7 @@ fn deep_queue_stays_in_order_past_the_head_index() {
         }
         if reads == 1800 {
             drop(store);
-            store = setup.reopen(dir.path());
+            store = setup.reopen(dir.path(), &clock.clock);
         }
         let (item, _) = store.read("deep", None, ReadMode::Take).unwrap().unwrap();
         assert_eq!(number(&item), want, "read {reads}");

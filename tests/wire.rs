@@ -1352,7 +1352,7 @@ const GLOBAL_STATS: [&str; 18] = [
     "rss_bytes",
 ];
 
-const QUEUE_STATS: [&str; 7] = [
+const QUEUE_STATS: [&str; 8] = [
     "items",
     "bytes",
     "total_items",
@@ -1360,6 +1360,7 @@ const QUEUE_STATS: [&str; 7] = [
     "open_transactions",
     "waiters",
     "age_ms",
+    "open_timeouts",
 ];
 
 fn expected_stat_names(queues: &[&str]) -> Vec<String> {

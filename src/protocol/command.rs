@@ -86,6 +86,17 @@ pub struct GetOptions {
     pub close: bool,
     pub abort: bool,
     pub peek: bool,
+    /// `/rewind` or `/seek=<unix-ms>`: only on a cursor, and alone.
+    pub replay: Option<Replay>,
+}
+
+/// Where `/rewind` and `/seek=` move a cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Back to the oldest item still in the queue.
+    Rewind,
+    /// To the oldest item stored at or after this unix time in ms (the tail if none).
+    Seek(u64),
 }
 
 impl Set {

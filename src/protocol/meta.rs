@@ -103,10 +103,13 @@ impl MetaSet {
 impl MetaGet {
     /// The options the read runs with. Without `v`, a key that would take or open an item
     /// peeks instead: nothing leaves the queue that the reply does not carry. `/close`,
-    /// `/abort` and `/t=` act as given.
+    /// `/abort`, `/t=`, `/rewind` and `/seek=` act as given.
     pub fn read_options(&self) -> GetOptions {
         let mut options = self.key.options;
-        let takes = !options.abort && !options.peek && (options.open || !options.close);
+        let takes = !options.abort
+            && !options.peek
+            && options.replay.is_none()
+            && (options.open || !options.close);
         if takes && !self.value {
             options.open = false;
             options.peek = true;

@@ -13,7 +13,7 @@ mod parse;
 mod parse_meta;
 mod reply;
 
-pub use command::{Command, Get, GetOptions, Key, Set, Target};
+pub use command::{Command, Get, GetOptions, Key, Replay, Set, Target};
 pub use meta::{seconds_left, Meta, MetaCode, MetaDelete, MetaGet, MetaItem, MetaSet, Returned};
 pub use parse::{parse, Rejection, MAX_LINE, MAX_NAME};
 pub use reply::Reply;

@@ -1,7 +1,7 @@
 //! The parser: the start of an input buffer → a command, "need more", or a rejection. The
 //! meta commands' lines are read by `parse_meta`, with the helpers here.
 
-use super::command::{Command, Get, GetOptions, Key, Set, Target};
+use super::command::{Command, Get, GetOptions, Key, Replay, Set, Target};
 use super::parse_meta;
 use super::Error;
 
@@ -306,6 +306,15 @@ pub(super) fn parse_key(raw: &[u8]) -> Result<Key, Error> {
             b"close" => &mut options.close,
             b"abort" => &mut options.abort,
             b"peek" => &mut options.peek,
+            b"rewind" => {
+                replay(&mut options, Replay::Rewind)?;
+                continue;
+            }
+            _ if option.starts_with(b"seek=") => {
+                let ms = parse_seek(&option[b"seek=".len()..]).ok_or(Error::BadGetOptions)?;
+                replay(&mut options, Replay::Seek(ms))?;
+                continue;
+            }
             _ => {
                 let ms = option
                     .strip_prefix(b"t=")
@@ -329,6 +338,15 @@ pub(super) fn parse_key(raw: &[u8]) -> Result<Key, Error> {
         ..
     } = options;
     if (peek && (open || close || abort)) || (abort && (open || close)) {
+        return Err(Error::BadGetOptions);
+    }
+    // A replay moves a cursor and reads nothing: on a cursor, as the key's only option.
+    let alone = options
+        == GetOptions {
+            replay: options.replay,
+            ..GetOptions::default()
+        };
+    if options.replay.is_some() && (target.cursor.is_none() || !alone) {
         return Err(Error::BadGetOptions);
     }
     Ok(Key {
@@ -358,6 +376,22 @@ fn parse_name(bytes: &[u8]) -> Result<String, Error> {
     }
     // All bytes are ASCII, checked above.
     Ok(bytes.iter().map(|&b| b as char).collect())
+}
+
+/// Sets the key's replay, which may be given once.
+fn replay(options: &mut GetOptions, replay: Replay) -> Result<(), Error> {
+    match options.replay.replace(replay) {
+        Some(_) => Err(Error::BadGetOptions),
+        None => Ok(()),
+    }
+}
+
+/// A `seek=` time: 1–19 decimal digits, no sign, within i64.
+fn parse_seek(bytes: &[u8]) -> Option<u64> {
+    if bytes.len() > 19 {
+        return None;
+    }
+    parse_digits(bytes).filter(|&ms| ms <= i64::MAX as u64)
 }
 
 /// A non-empty run of ASCII digits that fits in a u64.

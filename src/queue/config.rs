@@ -1,7 +1,7 @@
-//! How to open the store: data directory, cache, sync mode, limits. Defaults live here once;
+//! How to open the store: data directory, cache, sync mode, limits and timers, clock. Defaults live here once;
 //! the command line shows the same values.
 
-use super::SyncMode;
+use super::{Clock, SyncMode};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -36,6 +36,8 @@ pub struct Config {
     pub queue_limits: HashMap<String, Limits>,
     /// New items are refused while the filesystem has less free space than this (0: never).
     pub min_free_bytes: u64,
+    /// Where the store reads the time (the system clock but in tests).
+    pub clock: Clock,
 }
 
 impl Config {
@@ -53,6 +55,7 @@ impl Config {
             limits: Limits::default(),
             queue_limits: HashMap::new(),
             min_free_bytes: mib(DEFAULT_MIN_FREE_MB),
+            clock: Clock::System,
         }
     }
 
@@ -70,4 +73,8 @@ pub struct Limits {
     pub max_bytes: Option<u64>,
     /// When full, drop the oldest waiting items instead of refusing new ones.
     pub discard_old: bool,
+    /// An open read held longer than this many ms is given back as if aborted (0: never).
+    pub open_timeout_ms: u64,
+    /// Items older than this many ms expire as if their exptime had passed (0: never).
+    pub max_age_ms: u64,
 }

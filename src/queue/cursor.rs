@@ -4,9 +4,9 @@
 //! keeps the in-memory rest and decides what a read returns. Runs under the queue's lock.
 
 use super::disk::{CursorLog, ItemLog};
-use super::item::Item;
+use super::item::{Expiry, Item};
 use super::{CursorStats, Error, ReadMode};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A cursor's position is written every this many moves (and whenever it reaches the tail, or
@@ -21,15 +21,19 @@ pub(crate) struct CursorState {
     pub(crate) generation: u64,
     /// The next id to read from the queue.
     position: u64,
-    /// Items in the queue at or after `position` (plain open ones included).
-    remaining: u64,
+    /// Items in the queue at or after `position` (plain open ones included); `None` after a
+    /// seek, until [`CursorState::count_remaining`] counts them (a seek stays O(log n)).
+    remaining: Option<u64>,
     log: CursorLog,
-    /// Failed reads held open by a reader.
-    failed_open: HashSet<u64>,
+    /// Failed reads held open by a reader: id → the open read's serial.
+    failed_open: HashMap<u64, u64>,
     /// Failed reads waiting (not open).
     failed_items: u64,
     /// Moves of `position` not yet saved; see [`SAVE_POSITION_EVERY`].
     unsaved: u32,
+    /// Failed reads discarded as expired since the queue last collected them (it counts
+    /// them in its `expired_items`).
+    pub(crate) expired: u64,
 }
 
 impl CursorState {
@@ -38,11 +42,12 @@ impl CursorState {
         CursorState {
             generation: next_generation(),
             position,
-            remaining,
+            remaining: Some(remaining),
             failed_items: log.failed.len(),
             log,
-            failed_open: HashSet::new(),
+            failed_open: HashMap::new(),
             unsaved: 0,
+            expired: 0,
         }
     }
 
@@ -58,15 +63,16 @@ impl CursorState {
     }
 
     /// Its failed reads first, then `items` from its position up to `visible_end`. Returns
-    /// the item and whether it is now held open by the reader.
+    /// the item and whether it is now held open by the reader (as open read `serial`).
     pub(crate) fn read(
         &mut self,
         items: &ItemLog,
         visible_end: u64,
         mode: ReadMode,
-        now: u64,
+        expiry: Expiry,
+        serial: u64,
     ) -> Result<Option<(Item, bool)>, Error> {
-        if let Some(item) = self.first_failed(now)? {
+        if let Some(item) = self.first_failed(expiry)? {
             match mode {
                 ReadMode::Peek => {}
                 ReadMode::Take => {
@@ -74,7 +80,7 @@ impl CursorState {
                     self.failed_items -= 1;
                 }
                 ReadMode::Open => {
-                    self.failed_open.insert(item.id());
+                    self.failed_open.insert(item.id(), serial);
                     self.failed_items -= 1;
                 }
             }
@@ -85,10 +91,12 @@ impl CursorState {
         for entry in items.range(self.position, visible_end) {
             let (id, record) = entry?;
             let item = Item::new(id, record);
-            if item.is_expired(now) {
-                // Passed for good: an expired item is never returned.
+            // Expired: passed for good, never returned. Held open by this cursor's reader
+            // (met again after a rewind or seek): it is theirs already, and comes back
+            // through the failed reads if they give it up; never held twice under one id.
+            if item.is_expired(expiry) || self.failed_open.contains_key(&id) {
                 self.position = id + 1;
-                self.remaining -= 1;
+                self.less();
                 continue;
             }
             found = Some(item);
@@ -107,16 +115,16 @@ impl CursorState {
             ReadMode::Peek => self.save_position(SAVE_POSITION_EVERY)?,
             ReadMode::Take => {
                 self.position = position;
-                self.remaining -= 1;
+                self.less();
                 self.unsaved += 1;
                 self.save_position(SAVE_POSITION_EVERY)?;
             }
             ReadMode::Open => {
                 self.log.open_read(position, item.id(), item.record())?;
                 self.position = position;
-                self.remaining -= 1;
+                self.less();
                 self.unsaved = 0;
-                self.failed_open.insert(item.id());
+                self.failed_open.insert(item.id(), serial);
             }
         }
         Ok(Some((item, mode == ReadMode::Open)))
@@ -125,50 +133,86 @@ impl CursorState {
     /// Item `id` left the queue: one less to read if the cursor had not passed it.
     pub(crate) fn removed(&mut self, id: u64) {
         if self.position <= id {
-            self.remaining -= 1;
+            self.less();
         }
     }
 
     /// Item `id` was added to the queue (always past the cursor).
     pub(crate) fn added(&mut self) {
-        self.remaining += 1;
+        if let Some(remaining) = &mut self.remaining {
+            *remaining += 1;
+        }
+    }
+
+    /// One item less at or after the position.
+    fn less(&mut self) {
+        if let Some(remaining) = &mut self.remaining {
+            *remaining = remaining.saturating_sub(1);
+        }
     }
 
     /// An added item `id` was taken back (a failed insert).
     pub(crate) fn unadded(&mut self, id: u64) {
         if self.position <= id {
-            self.remaining = self.remaining.saturating_sub(1);
+            self.less();
         }
     }
 
     /// Items at or after the position, for the clean-shutdown snapshot.
-    pub(crate) fn remaining(&self) -> u64 {
+    pub(crate) fn remaining(&self, items: &ItemLog) -> u64 {
         self.remaining
+            .unwrap_or_else(|| items.ids_from(self.position).count() as u64)
     }
 
-    /// Confirms the open read of `id`: its copy is dropped.
-    pub(crate) fn close(&mut self, id: u64) -> Result<(), Error> {
-        if self.failed_open.contains(&id) {
+    /// Counts the items left after a seek, if not done yet (see `remaining`).
+    pub(crate) fn count_remaining(&mut self, items: &ItemLog) {
+        if self.remaining.is_none() {
+            self.remaining = Some(self.remaining(items));
+        }
+    }
+
+    /// Moves to `position` (a rewind or a seek), durably: `remaining` items are there
+    /// (`None`: count them when asked). Open and failed reads stay as they are.
+    pub(crate) fn move_to(&mut self, position: u64, remaining: Option<u64>) -> Result<(), Error> {
+        self.log.save_position(position)?;
+        self.position = position;
+        self.remaining = remaining;
+        self.unsaved = 0;
+        Ok(())
+    }
+
+    /// Whether open read `serial` still holds `id`.
+    pub(crate) fn holds(&self, id: u64, serial: u64) -> bool {
+        self.failed_open.get(&id) == Some(&serial)
+    }
+
+    /// Confirms the open read `serial` of `id`: its copy is dropped.
+    pub(crate) fn close(&mut self, id: u64, serial: u64) -> Result<(), Error> {
+        if self.holds(id, serial) {
             self.log.failed.remove(id)?;
             self.failed_open.remove(&id);
         }
         Ok(())
     }
 
-    /// Cancels the open read of `id`: it waits among the failed reads.
-    pub(crate) fn abort(&mut self, id: u64) {
-        if self.failed_open.remove(&id) {
+    /// Cancels the open read `serial` of `id`: it waits among the failed reads. Returns
+    /// whether it was still held.
+    pub(crate) fn abort(&mut self, id: u64, serial: u64) -> bool {
+        let held = self.holds(id, serial);
+        if held {
+            self.failed_open.remove(&id);
             self.failed_items += 1;
         }
+        held
     }
 
     /// Empties the failed reads (open ones stay open) and moves to `tail` if it is behind.
     pub(crate) fn flush(&mut self, tail: u64) -> Result<(), Error> {
         let open = &self.failed_open;
-        self.log.failed.retain(|id| open.contains(&id))?;
+        self.log.failed.retain(|id| open.contains_key(&id))?;
         self.failed_items = 0;
         self.position = self.position.max(tail);
-        self.remaining = 0;
+        self.remaining = Some(0);
         self.unsaved = 0;
         self.log.save_position(self.position)
     }
@@ -183,10 +227,19 @@ impl CursorState {
         self.log.destroy()
     }
 
-    pub(crate) fn stats(&self, name: &str) -> CursorStats {
+    pub(crate) fn stats(&self, name: &str, items: &ItemLog, expiry: Expiry) -> CursorStats {
+        let failed = self.log.failed.iter();
+        let waiting = items.range(self.position, u64::MAX);
+        let next = failed
+            .filter_map(Result::ok)
+            .filter(|(id, _)| !self.failed_open.contains_key(id))
+            .chain(waiting.filter_map(Result::ok))
+            .map(|(id, record)| Item::new(id, record))
+            .find(|item| !item.is_expired(expiry));
         CursorStats {
+            age_ms: next.map_or(0, |item| expiry.now.saturating_sub(item.enqueued_ms())),
             name: name.to_string(),
-            items: self.remaining + self.failed_items,
+            items: self.remaining.unwrap_or(0) + self.failed_items,
             failed_items: self.failed_items,
             open_transactions: self.failed_open.len() as u64,
         }
@@ -202,19 +255,20 @@ impl CursorState {
     }
 
     /// The oldest failed read not held open, discarding expired ones.
-    fn first_failed(&mut self, now: u64) -> Result<Option<Item>, Error> {
+    fn first_failed(&mut self, expiry: Expiry) -> Result<Option<Item>, Error> {
         if self.failed_items == 0 {
             return Ok(None);
         }
         for entry in self.log.failed.iter() {
             let (id, record) = entry?;
             let item = Item::new(id, record);
-            if self.failed_open.contains(&id) {
+            if self.failed_open.contains_key(&id) {
                 continue;
             }
-            if item.is_expired(now) {
+            if item.is_expired(expiry) {
                 self.log.failed.remove(id)?;
                 self.failed_items -= 1;
+                self.expired += 1;
                 continue;
             }
             return Ok(Some(item));

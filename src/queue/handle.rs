@@ -3,7 +3,8 @@
 
 use super::state::QueueState;
 use event_listener::Event;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 
 pub(crate) struct Queue {
@@ -17,11 +18,14 @@ pub(crate) struct Queue {
     pub(crate) waiters: AtomicUsize,
     /// Inserts running outside the lock; see [`Queue::lock_settled`].
     pub(crate) inserting: AtomicUsize,
+    /// The earliest open-read deadline of the state, checked without its lock (see `timeout`).
+    pub(crate) earliest_deadline: Arc<AtomicU64>,
 }
 
 impl Queue {
     pub(crate) fn new(name: String, state: QueueState) -> Queue {
         Queue {
+            earliest_deadline: state.deadlines.earliest(),
             name,
             state: Mutex::new(state),
             plain_event: Event::new(),

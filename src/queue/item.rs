@@ -1,7 +1,6 @@
 //! An item as readers get it: its id and its stored record.
 
 use super::disk::Record;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// An item read from a queue. Cheap to clone (the bytes are shared with the storage cache).
 #[derive(Debug, Clone)]
@@ -39,8 +38,12 @@ impl Item {
         self.record.payload_len()
     }
 
-    pub(crate) fn is_expired(&self, now_ms: u64) -> bool {
-        self.record.expires_ms().is_some_and(|at| at <= now_ms)
+    /// Whether its exptime has passed or it is older than the queue's max age.
+    pub(crate) fn is_expired(&self, at: Expiry) -> bool {
+        self.record
+            .expires_ms()
+            .is_some_and(|expires| expires <= at.now)
+            || (at.max_age_ms > 0 && at.now.saturating_sub(self.enqueued_ms()) > at.max_age_ms)
     }
 
     /// When the item expires (unix ms), `None` for never.
@@ -53,9 +56,9 @@ impl Item {
     }
 }
 
-/// Milliseconds since the unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+/// What expires an item at a given time: its exptime, and its queue's max age (0: none).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expiry {
+    pub(crate) now: u64,
+    pub(crate) max_age_ms: u64,
 }

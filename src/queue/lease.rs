@@ -1,9 +1,11 @@
 //! Reads held open: a [`Lease`] is closed to confirm the read, or aborted (or dropped) to give
-//! the item back.
+//! the item back. Each use first gives back whatever open read of its queue is past its
+//! deadline, this one included, so the holder of a timed-out read sees it timed out however
+//! late the background checker runs.
 
 use super::handle::Queue;
 use super::state::Held;
-use super::Error;
+use super::{Clock, Error};
 use std::sync::Arc;
 
 /// One read held open: close it to confirm, abort it (or drop it) to give the item back.
@@ -12,21 +14,30 @@ pub struct Lease {
     queue: Arc<Queue>,
     held: Held,
     id: u64,
+    clock: Clock,
     done: bool,
 }
 
 impl Lease {
-    pub(crate) fn new(queue: Arc<Queue>, held: Held, id: u64) -> Lease {
+    pub(crate) fn new(queue: Arc<Queue>, held: Held, id: u64, clock: Clock) -> Lease {
         Lease {
             queue,
             held,
             id,
+            clock,
             done: false,
         }
     }
 
-    /// Confirms the read: a plain item is deleted, a cursor's copy is dropped.
+    /// Gives back the queue's open reads that are due (see `timeout`).
+    fn time_out(&self) {
+        self.queue.time_out(self.clock.now_ms());
+    }
+
+    /// Confirms the read: a plain item is deleted, a cursor's copy is dropped. A no-op if
+    /// the read timed out: the item is no longer this reader's.
     pub fn close(mut self) -> Result<(), Error> {
+        self.time_out();
         self.done = true;
         let result = self.queue.lock().close(&self.held, self.id);
         if result.is_err() {
@@ -36,9 +47,11 @@ impl Lease {
         result
     }
 
-    /// Whether the queue or cursor this read came from has been deleted since.
+    /// Whether the read is over for its holder: it timed out, or the queue or cursor it
+    /// came from has been deleted since.
     pub fn is_stale(&self) -> bool {
-        self.queue.lock().is_stale(&self.held)
+        self.time_out();
+        self.queue.lock().is_stale(&self.held, self.id)
     }
 
     /// Gives the item back: a plain item to the head of its queue, a cursor's to its
@@ -51,6 +64,7 @@ impl Lease {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
+        self.time_out();
         let wake = self.queue.lock().abort(&self.held, self.id);
         self.queue.notify(wake);
     }

@@ -1,8 +1,10 @@
 //! The durable queues: items, open reads, cursors, waiting readers, per-queue counters.
 //!
 //! Knows nothing of sockets or the wire. Layers, each depending only on those below it:
-//! - [`Store`] (`store`, `write`, `wait`, `compact`): the registry of queues and the
-//!   operations clients ask for; [`Lease`] and [`Pending`] hold reads and writes in progress;
+//! - [`Store`] (`store`, `write`, `wait`, `compact`, `replay`, `timeout`): the registry of
+//!   queues and the operations clients ask for, cursor rewinds and seeks, open timeouts and
+//!   max age; [`Lease`] and [`Pending`] hold reads and writes in progress; [`Clock`] is the
+//!   time all of them read (a test's own in tests);
 //! - `handle` and `state`, `cursor`, `head`: one queue's in-memory state (what is waiting,
 //!   hidden, held open, where each cursor stands), which decides what a read returns;
 //! - `durability` and `space`: when writes reach the disk, and the low-disk guard;
@@ -14,6 +16,7 @@
 //! again; an open cursor read is a copy in the cursor's failed reads, stored together with
 //! the cursor's move.
 
+mod clock;
 mod compact;
 mod config;
 mod cursor;
@@ -26,19 +29,23 @@ mod head;
 mod hidden;
 mod item;
 mod lease;
+mod replay;
 mod space;
 mod state;
 mod stats;
 mod store;
+mod timeout;
 mod wait;
 mod write;
 
+pub use clock::{now_ms, Clock};
 pub use config::{Config, Limits, DEFAULT_CACHE_MB, DEFAULT_MIN_FREE_MB};
 pub use dump::{export, import, Summary};
 pub use durability::SyncMode;
 pub use error::{Error, StorageError};
-pub use item::{now_ms, Item};
+pub use item::Item;
 pub use lease::Lease;
+pub use replay::Replay;
 pub use stats::{CursorStats, QueueStats};
 pub use store::Store;
 pub use write::Pending;

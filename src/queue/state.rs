@@ -12,8 +12,12 @@ use super::cursor::CursorState;
 use super::disk::{Counts, CursorLog, Disk, ItemLog};
 use super::head::{HeadIndex, MAX_KNOWN};
 use super::hidden::Hidden;
-use super::item::{self, Item};
+use super::item::{Expiry, Item};
+use super::timeout::{Deadlines, Hold};
+
+mod held;
 use super::{Error, Limits, QueueStats, ReadMode};
+pub(crate) use held::Held;
 use std::collections::{BTreeMap, HashMap};
 
 pub(crate) struct QueueState {
@@ -29,27 +33,25 @@ pub(crate) struct QueueState {
     head_hint: u64,
     /// The next waiting ids, so a plain read needs no range scan.
     head: HeadIndex,
-    /// Plain reads held open: id → payload length.
-    open: HashMap<u64, u64>,
+    /// Plain reads held open: id → payload length and the open read's serial.
+    open: HashMap<u64, (u64, u64)>,
+    /// Deadlines of the open reads, plain and cursor, when the queue has an open timeout.
+    pub(crate) deadlines: Deadlines,
+    open_timeouts: u64,
     /// Items waiting (stored, not open), and their payload bytes.
     items: u64,
     bytes: u64,
     total_items: u64,
     expired_items: u64,
     cursors: BTreeMap<String, CursorState>,
+    /// The enqueue time of the newest item since start-up: the next is never older.
+    pub(crate) last_enqueued_ms: u64,
 }
 
 /// A queue's handles opened in another database, ready to be installed by compaction.
 pub(crate) struct Reopened {
     log: ItemLog,
     cursors: Vec<CursorLog>,
-}
-
-/// What a lease refers to, so it can be closed or aborted later.
-#[derive(Debug, Clone)]
-pub(crate) enum Held {
-    Plain { len: u64 },
-    Cursor { name: String, generation: u64 },
 }
 
 impl QueueState {
@@ -86,11 +88,14 @@ impl QueueState {
             head_hint: 0,
             head: HeadIndex::default(),
             open: HashMap::new(),
+            deadlines: Deadlines::default(),
+            open_timeouts: 0,
             items: counts.items,
             bytes: counts.bytes,
             total_items: 0,
             expired_items: 0,
             cursors,
+            last_enqueued_ms: 0,
         })
     }
 
@@ -103,13 +108,18 @@ impl QueueState {
     pub(crate) fn counts(&self) -> Counts {
         Counts {
             items: self.items + self.open.len() as u64,
-            bytes: self.bytes + self.open.values().sum::<u64>(),
+            bytes: self.bytes + self.open_bytes(),
             remaining: self
                 .cursors
                 .iter()
-                .map(|(name, cursor)| (name.clone(), cursor.remaining()))
+                .map(|(name, cursor)| (name.clone(), cursor.remaining(&self.log)))
                 .collect(),
         }
+    }
+
+    /// Payload bytes of the plain reads held open.
+    fn open_bytes(&self) -> u64 {
+        self.open.values().map(|&(len, _)| len).sum()
     }
 
     /// The same queue and cursors in `disk` (a compacted copy of the current database).
@@ -137,7 +147,7 @@ impl QueueState {
     /// Whether an item of `len` payload bytes may be added, discarding old items if the
     /// queue's limits allow that. Changes nothing: see [`QueueState::make_room`].
     pub(crate) fn fits(&self, len: u64) -> bool {
-        let open_bytes: u64 = self.open.values().sum();
+        let open_bytes = self.open_bytes();
         let open_items = self.open.len() as u64;
         // Waiting items can be discarded, open ones cannot.
         let (items, bytes) = if self.limits.discard_old {
@@ -151,15 +161,15 @@ impl QueueState {
 
     /// Discards the oldest waiting items until an item of `len` bytes is within the limits.
     /// Call only after [`QueueState::fits`] said yes.
-    pub(crate) fn make_room(&mut self, len: u64) -> Result<(), Error> {
+    pub(crate) fn make_room(&mut self, len: u64, now: u64) -> Result<(), Error> {
         let over = |state: &QueueState| {
             let items = state.items + state.open.len() as u64;
-            let bytes = state.bytes + state.open.values().sum::<u64>();
+            let bytes = state.bytes + state.open_bytes();
             state.limits.max_items.is_some_and(|max| items >= max)
                 || state.limits.max_bytes.is_some_and(|max| bytes + len > max)
         };
         while self.limits.discard_old && over(self) {
-            if self.read_plain(ReadMode::Take, item::now_ms())?.is_none() {
+            if self.read_plain(ReadMode::Take, now)?.is_none() {
                 break;
             }
         }
@@ -199,8 +209,50 @@ impl QueueState {
         self.hidden.show(id).unwrap_or(0)
     }
 
+    /// Whether items of this queue expire by age.
+    pub(crate) fn has_max_age(&self) -> bool {
+        self.limits.max_age_ms > 0
+    }
+
+    /// What expires this queue's items at `now`.
+    fn expiry(&self, now: u64) -> Expiry {
+        Expiry {
+            now,
+            max_age_ms: self.limits.max_age_ms,
+        }
+    }
+
+    /// Discards what has expired at the head of the queue and at each cursor's (age-expired
+    /// items are always a prefix, as ids grow with time), so that counts and ages leave them
+    /// out. Costs a lookup per cursor plus one per item discarded, each item discarded once.
+    pub(crate) fn expire_heads(&mut self, now: u64) -> Result<(), Error> {
+        if self.deleted {
+            return Ok(());
+        }
+        self.read_plain(ReadMode::Peek, now)?;
+        let names: Vec<String> = self.cursors.keys().cloned().collect();
+        for name in names {
+            self.read_cursor(&name, ReadMode::Peek, now)?;
+        }
+        Ok(())
+    }
+
+    /// Counts what is left to each cursor moved by a seek. Call with no insert in flight
+    /// ([`Queue::lock_settled`](super::handle::Queue::lock_settled)): then every reserved
+    /// item is in the log, and the count is exact.
+    pub(crate) fn count_cursors(&mut self) {
+        for cursor in self.cursors.values_mut() {
+            cursor.count_remaining(&self.log);
+        }
+    }
+
+    /// Every item stored, waiting or held open: what a new cursor has to read.
+    pub(crate) fn stored_items(&self) -> u64 {
+        self.items + self.open.len() as u64
+    }
+
     /// Readers see ids below this only.
-    fn visible_end(&self) -> u64 {
+    pub(crate) fn visible_end(&self) -> u64 {
         self.hidden.first()
     }
 
@@ -236,7 +288,7 @@ impl QueueState {
             };
             let item = Item::new(id, record);
             let len = item.len();
-            if item.is_expired(now) {
+            if item.is_expired(self.expiry(now)) {
                 if mode != ReadMode::Take {
                     self.log.remove(id)?;
                 }
@@ -252,10 +304,13 @@ impl QueueState {
                     None
                 }
                 ReadMode::Open => {
-                    self.open.insert(id, len);
+                    let hold = Hold::new(now, self.limits.open_timeout_ms);
+                    self.open.insert(id, (len, hold.serial));
                     self.items -= 1;
                     self.bytes -= len;
-                    Some(Held::Plain { len })
+                    let held = Held::Plain { len, hold };
+                    self.deadlines.add(&held, id);
+                    Some(held)
                 }
             };
             self.passed_head(id);
@@ -318,7 +373,7 @@ impl QueueState {
 
     /// Creates a cursor at the head: it sees every item still in the queue.
     pub(crate) fn add_cursor(&mut self, name: &str, log: CursorLog) -> Result<(), Error> {
-        let cursor = CursorState::create(log, self.items + self.open.len() as u64)?;
+        let cursor = CursorState::create(log, self.stored_items())?;
         self.cursors.insert(name.to_string(), cursor);
         Ok(())
     }
@@ -335,78 +390,25 @@ impl QueueState {
             return Ok(None);
         };
         let generation = cursor.generation;
-        let read = cursor.read(&self.log, visible_end, mode, now)?;
+        let hold = Hold::new(now, self.limits.open_timeout_ms);
+        let expiry = Expiry {
+            now,
+            max_age_ms: self.limits.max_age_ms,
+        };
+        let read = cursor.read(&self.log, visible_end, mode, expiry, hold.serial);
+        self.expired_items += std::mem::take(&mut cursor.expired);
+        let read = read?;
         Ok(read.map(|(item, open)| {
             let held = open.then(|| Held::Cursor {
                 name: name.to_string(),
                 generation,
+                hold,
             });
+            if let Some(held) = &held {
+                self.deadlines.add(held, item.id());
+            }
             (item, held)
         }))
-    }
-
-    /// Confirms a read: the item is gone for good.
-    pub(crate) fn close(&mut self, held: &Held, id: u64) -> Result<(), Error> {
-        if self.deleted {
-            return Ok(());
-        }
-        match held {
-            Held::Plain { len } => {
-                if self.open.remove(&id).is_some() {
-                    if let Err(e) = self.log.remove(id) {
-                        // Not removed, so not confirmed: back to the queue.
-                        self.open.insert(id, *len);
-                        return Err(e);
-                    }
-                    self.removed(id, *len, true);
-                }
-            }
-            Held::Cursor { name, generation } => {
-                if let Some(cursor) = self.cursor_of(name, *generation) {
-                    cursor.close(id)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Cancels a read: a plain item goes back to the head, a cursor's to its failed reads.
-    /// Returns how many plain readers to wake.
-    pub(crate) fn abort(&mut self, held: &Held, id: u64) -> usize {
-        if self.deleted {
-            return 0;
-        }
-        match held {
-            Held::Plain { len } => {
-                if self.open.remove(&id).is_some() {
-                    self.items += 1;
-                    self.bytes += len;
-                    self.head_hint = self.head_hint.min(id);
-                    self.head.forget();
-                    return 1;
-                }
-            }
-            Held::Cursor { name, generation } => {
-                if let Some(cursor) = self.cursor_of(name, *generation) {
-                    cursor.abort(id);
-                }
-            }
-        }
-        0
-    }
-
-    pub(crate) fn is_stale(&mut self, held: &Held) -> bool {
-        self.deleted
-            || match held {
-                Held::Plain { .. } => false,
-                Held::Cursor { name, generation } => self.cursor_of(name, *generation).is_none(),
-            }
-    }
-
-    fn cursor_of(&mut self, name: &str, generation: u64) -> Option<&mut CursorState> {
-        self.cursors
-            .get_mut(name)
-            .filter(|cursor| cursor.generation == generation)
     }
 
     /// `flush <queue>`: drops every item not held open; cursors move to the tail and lose
@@ -439,6 +441,7 @@ impl QueueState {
     /// `delete <queue>`: drops its items and all its cursors.
     pub(crate) fn delete(&mut self) -> Result<(), Error> {
         self.deleted = true;
+        self.deadlines.clear();
         for cursor in std::mem::take(&mut self.cursors).into_values() {
             cursor.destroy()?;
         }
@@ -466,13 +469,14 @@ impl QueueState {
             bytes: self.bytes,
             total_items: self.total_items,
             expired_items: self.expired_items,
+            open_timeouts: self.open_timeouts,
             open_transactions: self.open.len() as u64,
             waiters,
             age_ms: head.map_or(0, |item| now.saturating_sub(item.enqueued_ms())),
             cursors: self
                 .cursors
                 .iter()
-                .map(|(name, cursor)| cursor.stats(name))
+                .map(|(name, cursor)| cursor.stats(name, &self.log, self.expiry(now)))
                 .collect(),
         }
     }

@@ -11,6 +11,7 @@ pub struct QueueStats {
     pub open_transactions: u64,
     pub waiters: u64,
     pub age_ms: u64,
+    pub open_timeouts: u64,
     pub cursors: Vec<CursorStats>,
 }
 
@@ -21,4 +22,6 @@ pub struct CursorStats {
     pub items: u64,
     pub failed_items: u64,
     pub open_transactions: u64,
+    /// Age of the next item it would read (its lag in time); 0 when it has none.
+    pub age_ms: u64,
 }

@@ -7,7 +7,7 @@ use super::handle::Queue;
 use super::lease::Lease;
 use super::space::SpaceGuard;
 use super::state::QueueState;
-use super::{compact, now_ms, Config, Error, Item, QueueStats, ReadMode};
+use super::{compact, timeout, Config, Error, Item, QueueStats, ReadMode};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -73,7 +73,13 @@ impl Store {
             }),
         };
         compact::start_watching(&store);
+        timeout::start_checking(&store);
         Ok(store)
+    }
+
+    /// The time by the store's clock (unix ms): what `set` computes expiry from.
+    pub fn now_ms(&self) -> u64 {
+        self.shared.config.clock.now_ms()
     }
 
     /// The database in use: call only under a queue's lock or the registry's write lock.
@@ -115,6 +121,11 @@ impl Store {
             .unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Every queue, by name.
+    pub(crate) fn queues(&self) -> Vec<Arc<Queue>> {
+        self.read_registry().values().cloned().collect()
+    }
+
     fn find(&self, name: &str) -> Option<Arc<Queue>> {
         self.read_registry().get(name).cloned()
     }
@@ -127,9 +138,10 @@ impl Store {
         cursor: Option<&str>,
         mode: ReadMode,
     ) -> Result<Option<(Item, Option<Lease>)>, Error> {
-        let now = now_ms();
+        let now = self.now_ms();
         loop {
             let handle = self.queue(queue)?;
+            handle.time_out(now);
             let mut state = handle.lock();
             if state.deleted {
                 continue;
@@ -145,7 +157,8 @@ impl Store {
             };
             drop(state);
             return Ok(read.map(|(item, held)| {
-                let lease = held.map(|held| Lease::new(handle.clone(), held, item.id()));
+                let clock = self.shared.config.clock.clone();
+                let lease = held.map(|held| Lease::new(handle.clone(), held, item.id(), clock));
                 (item, lease)
             }));
         }
@@ -206,13 +219,19 @@ impl Store {
 
     /// Counters of every queue, sorted by name.
     pub fn stats(&self) -> Vec<QueueStats> {
-        let queues: Vec<Arc<Queue>> = self.read_registry().values().cloned().collect();
-        let now = now_ms();
-        queues
+        let now = self.now_ms();
+        self.queues()
             .iter()
             .map(|queue| {
+                queue.time_out(now);
                 let waiters = queue.waiters.load(std::sync::atomic::Ordering::Relaxed) as u64;
-                queue.lock().stats(&queue.name, waiters, now)
+                let mut state = queue.lock_settled();
+                // Expired items never count, discarded or not yet.
+                if let Err(e) = state.expire_heads(now) {
+                    log::error!("cannot discard expired items of {}: {}", queue.name, e);
+                }
+                state.count_cursors();
+                state.stats(&queue.name, waiters, now)
             })
             .collect()
     }

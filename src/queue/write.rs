@@ -7,7 +7,7 @@
 
 use super::disk::{ItemLog, Record};
 use super::handle::Queue;
-use super::{now_ms, Error, Store};
+use super::{Error, Store};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -42,10 +42,15 @@ impl Store {
         // Locks are always taken in name order, so two fanouts can never deadlock.
         names.sort_unstable();
         names.dedup();
-        self.shared.space.check(now_ms())?;
-        let record = Record::new(flags, expires_ms, now_ms(), data);
+        self.shared.space.check(self.now_ms())?;
         let len = data.len() as u64;
-        let Reserved { queues, id, logs } = self.reserve(&names, len)?;
+        let Reserved {
+            queues,
+            id,
+            logs,
+            enqueued_ms,
+        } = self.reserve(&names, len)?;
+        let record = Record::new(flags, expires_ms, enqueued_ms, data);
         let appended = {
             let _inserting = Inserting(&queues);
             ItemLog::append_to_all(&logs, id, &record)
@@ -75,6 +80,8 @@ impl Store {
 
     /// Takes an id for a new item of `len` bytes in every named queue (sorted, distinct),
     /// hidden from readers and counted as in flight: all or none, if they all have room.
+    /// The enqueue time is read under the locks too, and never goes back within a queue, so
+    /// that times grow with ids (what a seek relies on).
     fn reserve(&self, names: &[&str], len: u64) -> Result<Reserved, Error> {
         loop {
             let queues = names
@@ -90,19 +97,29 @@ impl Store {
             if !guards.iter().all(|guard| guard.fits(len)) {
                 return Err(Error::QueueFull);
             }
+            let now = guards
+                .iter()
+                .map(|guard| guard.last_enqueued_ms)
+                .fold(self.now_ms(), u64::max);
             for guard in &mut guards {
-                guard.make_room(len)?;
+                guard.make_room(len, now)?;
             }
             let id = self.disk().next_id()?;
             for guard in &mut guards {
                 guard.reserve(id, len);
+                guard.last_enqueued_ms = now;
             }
             let logs = guards.iter().map(|guard| guard.log.clone()).collect();
             for queue in &queues {
                 queue.inserting.fetch_add(1, Ordering::Relaxed);
             }
             drop(guards);
-            return Ok(Reserved { queues, id, logs });
+            return Ok(Reserved {
+                queues,
+                id,
+                logs,
+                enqueued_ms: now,
+            });
         }
     }
 
@@ -117,6 +134,7 @@ struct Reserved {
     queues: Vec<Arc<Queue>>,
     id: u64,
     logs: Vec<ItemLog>,
+    enqueued_ms: u64,
 }
 
 /// Marks inserts in flight on these queues until dropped; see [`Queue::lock_settled`].

@@ -10,9 +10,10 @@ use super::runtime::sleep;
 use super::shared::Shared;
 use super::stats::{self, bump};
 use crate::protocol::{
-    seconds_left, Command, Error as ProtocolError, Get, Key, MetaGet, MetaItem, Reply, Set, Target,
+    seconds_left, Command, Error as ProtocolError, Get, Key, MetaGet, MetaItem, Replay, Reply, Set,
+    Target,
 };
-use crate::queue::{self, now_ms, Item, Lease, Pending, ReadMode};
+use crate::queue::{self, Item, Lease, Pending, ReadMode};
 use futures_lite::FutureExt;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -148,7 +149,7 @@ impl Session {
     /// Stores `set`; `ack` writes its reply (if any), which holds until the sync.
     async fn set(&mut self, set: &Set, ack: impl FnOnce(&mut Connection), conn: &mut Connection) {
         bump(&self.shared.counters.cmd_set, 1);
-        let expires = set.expires_at_ms(now_ms());
+        let expires = set.expires_at_ms(self.shared.store.now_ms());
         let store = &self.shared.store;
         match store.put_pending(&set.queues, set.flags, expires, &set.data) {
             Ok(pending) => {
@@ -250,7 +251,7 @@ impl Session {
                 let item = item.as_ref().map(|item| MetaItem {
                     flags: item.flags(),
                     data: item.data(),
-                    ttl: seconds_left(item.expires_ms(), now_ms()),
+                    ttl: seconds_left(item.expires_ms(), self.shared.store.now_ms()),
                 });
                 conn.write_some(mg.reply(item));
             }
@@ -279,6 +280,16 @@ impl Session {
             1,
         );
         let target = &key.target;
+        if let (Some(replay), Some(cursor)) = (options.replay, &target.cursor) {
+            let replay = match replay {
+                Replay::Rewind => queue::Replay::Rewind,
+                Replay::Seek(ms) => queue::Replay::Seek(ms),
+            };
+            let store = &self.shared.store;
+            store.replay(&target.queue, cursor, replay).await?;
+            // Moves the cursor, reads nothing: counted as `/close` alone is.
+            return Ok(self.count_hit(None));
+        }
         let item = if options.abort {
             if let Some(lease) = self.leases.remove(target) {
                 lease.abort();

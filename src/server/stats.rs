@@ -114,7 +114,7 @@ pub fn encode_dump(mut emit: impl FnMut(Reply), queues: &[QueueStats]) {
 }
 
 /// A queue's figures, in SPEC.md's order.
-fn queue_fields(queue: &QueueStats) -> [(&'static str, u64); 7] {
+fn queue_fields(queue: &QueueStats) -> [(&'static str, u64); 8] {
     [
         ("items", queue.items),
         ("bytes", queue.bytes),
@@ -123,15 +123,17 @@ fn queue_fields(queue: &QueueStats) -> [(&'static str, u64); 7] {
         ("open_transactions", queue.open_transactions),
         ("waiters", queue.waiters),
         ("age_ms", queue.age_ms),
+        ("open_timeouts", queue.open_timeouts),
     ]
 }
 
 /// A cursor's figures, in SPEC.md's order.
-fn cursor_fields(cursor: &CursorStats) -> [(&'static str, u64); 3] {
+fn cursor_fields(cursor: &CursorStats) -> [(&'static str, u64); 4] {
     [
         ("items", cursor.items),
         ("failed_items", cursor.failed_items),
         ("open_transactions", cursor.open_transactions),
+        ("age_ms", cursor.age_ms),
     ]
 }
 

@@ -381,6 +381,22 @@ impl Conn {
             .unwrap_or_else(|_| panic!("stat {name} is not a number: {v:?}"))
     }
 
+    /// One `stats`, asserting each named stat has its value (names without `queue_`).
+    #[track_caller]
+    pub fn expect_stats(&mut self, want: &[(&str, u64)]) {
+        let stats = self.stats();
+        let got: Vec<(&str, Option<u64>)> = want
+            .iter()
+            .map(|(name, _)| {
+                let full = format!("queue_{name}");
+                let value = stats.iter().find(|(n, _)| *n == full);
+                (*name, value.and_then(|(_, v)| v.parse().ok()))
+            })
+            .collect();
+        let want: Vec<(&str, Option<u64>)> = want.iter().map(|(n, v)| (*n, Some(*v))).collect();
+        assert_eq!(got, want, "stats");
+    }
+
     /// Poll `stats` until `name` has value `want` (as a string). The bound is only a safety
     /// net ([`CONDITION_TIMEOUT`]): the value is what the test waits for.
     #[track_caller]

@@ -7,17 +7,20 @@
 //!   request helpers built on it (`drain`, `expect_item`, `wait_stat`, …).
 //! * `wire`: request and reply bytes (`set_req`, `value_reply`, `version_reply`, `payload`,
 //!   `esc`, …).
+//! * `clock`: `FakeClock`, the time a server started with `--clock-file` reads.
 //! * `wait`: waiting for a condition with a safety-net bound (`wait_until`), `join_all`.
 //!
 //! Every test binary includes this module and uses part of it.
 
 #![allow(dead_code, unused_imports)]
 
+mod clock;
 mod conn;
 mod server;
 mod wait;
 mod wire;
 
+pub use clock::*;
 pub use conn::*;
 pub use server::*;
 pub use wait::*;

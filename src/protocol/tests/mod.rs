@@ -45,6 +45,7 @@ const NO_OPTS: GetOptions = GetOptions {
     close: false,
     abort: false,
     peek: false,
+    replay: None,
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -110,6 +110,38 @@ pub(super) fn valid_cases() -> Vec<(Vec<u8>, Command)> {
             get(vec![key("q.c", "q", Some("c"), NO_OPTS)]),
         ),
         case(
+            "get q.c/rewind\r\n",
+            get(vec![key(
+                "q.c/rewind",
+                "q",
+                Some("c"),
+                opts(|o| o.replay = Some(Replay::Rewind)),
+            )]),
+        ),
+        case(
+            "get q.c/seek=0 q.c/seek=9223372036854775807 q.c/seek=0001\r\n",
+            get(vec![
+                key(
+                    "q.c/seek=0",
+                    "q",
+                    Some("c"),
+                    opts(|o| o.replay = Some(Replay::Seek(0))),
+                ),
+                key(
+                    "q.c/seek=9223372036854775807",
+                    "q",
+                    Some("c"),
+                    opts(|o| o.replay = Some(Replay::Seek(i64::MAX as u64))),
+                ),
+                key(
+                    "q.c/seek=0001",
+                    "q",
+                    Some("c"),
+                    opts(|o| o.replay = Some(Replay::Seek(1))),
+                ),
+            ]),
+        ),
+        case(
             "get q/t=0\r\n",
             get(vec![key(
                 "q/t=0",
@@ -268,6 +300,7 @@ fn option_sets() -> Vec<(Vec<&'static str>, GetOptions)> {
                 close: bits & 2 != 0,
                 abort: bits & 4 != 0,
                 peek: bits & 8 != 0,
+                replay: None,
             };
             let words = [(1, "open"), (2, "close"), (4, "abort"), (8, "peek")]
                 .into_iter()
