@@ -6,6 +6,7 @@
 //! cargo bench --bench layout                       # the table in benches/README.md (~5 min)
 //! cargo bench --bench layout -- --items 100000     # a quick look
 //! cargo bench --bench layout -- --rows 1024x256,128x2048   # only these rows
+//! cargo bench --bench layout -- --commits 2000  # what one durable commit costs
 //! ```
 //!
 //! Each row fills one tree with ITEMS payloads of SIZE bytes, PER of them in each sled value
@@ -48,9 +49,12 @@ fn main() -> ExitCode {
     }
     let mut items: u64 = 4 << 20;
     let mut rows = ROWS.to_vec();
+    let mut commits = None;
     let mut rest = args.iter();
     let usage = || {
-        eprintln!("usage: cargo bench --bench layout -- [--items N] [--rows SIZExPER,...]");
+        eprintln!(
+            "usage: cargo bench --bench layout -- [--items N] [--rows SIZExPER,...] [--commits N]"
+        );
         ExitCode::FAILURE
     };
     while let Some(arg) = rest.next() {
@@ -64,10 +68,18 @@ fn main() -> ExitCode {
                 Some(list) => rows = list,
                 None => return usage(),
             },
+            "--commits" => match rest.next().and_then(|n| n.parse().ok()) {
+                Some(n) => commits = Some(n),
+                None => return usage(),
+            },
             _ => {}
         }
     }
-    match table(items, &rows) {
+    let result = match commits {
+        Some(n) => commit_latency(n),
+        None => table(items, &rows),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("layout: {error}");
@@ -123,6 +135,56 @@ fn table(items: u64, rows: &[(u64, u64)]) -> Result<(), String> {
         println!("| {} |", cells.join(" | "));
     }
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// What one durable commit of a 4 KiB batch costs: as format 1's group commit does it (a sled
+/// insert, sled's flush, which ends in `sync_file_range`, then `fdatasync` of its log), and as an
+/// append to a file of our own with one `fdatasync`. Prints p50 and p99 of each.
+fn commit_latency(commits: usize) -> Result<(), String> {
+    use std::io::Write;
+    let dir = std::env::temp_dir().join(format!("tern-commits-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let batch = vec![b'x'; 4096];
+    let db = sled::Config::new()
+        .path(dir.join("sled"))
+        .cache_capacity(CACHE_BYTES)
+        .open()
+        .map_err(|e| err(&e))?;
+    let tree = db.open_tree("q").map_err(|e| err(&e))?;
+    let log = std::fs::File::open(dir.join("sled").join("db")).map_err(|e| err(&e))?;
+    let mut sled_us = Vec::with_capacity(commits);
+    for key in 0..commits as u64 {
+        let began = Instant::now();
+        tree.insert(key.to_be_bytes(), &batch[..])
+            .map_err(|e| err(&e))?;
+        db.flush().map_err(|e| err(&e))?;
+        log.sync_data().map_err(|e| err(&e))?;
+        sled_us.push(began.elapsed().as_secs_f64() * 1e6);
+    }
+    let mut segment = std::fs::File::create(dir.join("segment")).map_err(|e| err(&e))?;
+    let mut file_us = Vec::with_capacity(commits);
+    for _ in 0..commits {
+        let began = Instant::now();
+        segment.write_all(&batch).map_err(|e| err(&e))?;
+        segment.sync_data().map_err(|e| err(&e))?;
+        file_us.push(began.elapsed().as_secs_f64() * 1e6);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let quantiles = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[v.len() * 99 / 100])
+    };
+    println!("| commit of 4 KiB | p50 | p99 |");
+    println!("|---|---|---|");
+    for (what, us) in [
+        ("sled insert + flush + fdatasync (format 1)", sled_us),
+        ("append + fdatasync (own file)", file_us),
+    ] {
+        let (p50, p99) = quantiles(us);
+        println!("| {what} | {p50:.0} µs | {p99:.0} µs |");
+    }
     Ok(())
 }
 
