@@ -38,6 +38,11 @@ struct Options {
     #[structopt(long, default_value = "127.0.0.1:22133")]
     listen: String,
 
+    /// Serve Prometheus metrics (`GET /metrics`) and health (`GET /healthz`) over HTTP on this
+    /// address, e.g. 127.0.0.1:9133 (off by default; like --listen, it has no authentication).
+    #[structopt(long)]
+    metrics: Option<String>,
+
     /// Data directory (created if missing).
     #[structopt(long, default_value = "./tern-data", parse(from_os_str), global = true)]
     data: PathBuf,
@@ -243,6 +248,7 @@ fn main() -> anyhow::Result<()> {
     let items: u64 = recovered.iter().map(|q| q.items).sum();
     let server_config = server::Config {
         listen: options.listen.clone(),
+        metrics: options.metrics.clone(),
         max_item_size: options.max_item_size,
         max_connections: options.max_connections,
         allow_shutdown: options.allow_shutdown,

@@ -35,7 +35,7 @@ mod write;
 
 pub use config::{Config, Limits, DEFAULT_CACHE_MB, DEFAULT_MIN_FREE_MB};
 pub use dump::{export, import, Summary};
-pub use durability::SyncMode;
+pub use durability::{CommitMetrics, SyncMode};
 pub use error::{Error, StorageError};
 pub use item::{now_ms, Item};
 pub use lease::Lease;

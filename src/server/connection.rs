@@ -116,6 +116,11 @@ impl Connection {
 
     /// Gathers a reply; it goes out with the next [`flush`](Self::flush).
     pub(crate) fn write(&mut self, reply: Reply) {
+        match reply {
+            Reply::Error(error) => self.counters.errors.count(error.reply_kind()),
+            Reply::ServerError(_) => self.counters.errors.count("SERVER_ERROR"),
+            _ => {}
+        }
         reply.encode(&mut self.out);
     }
 

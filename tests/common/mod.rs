@@ -8,17 +8,20 @@
 //! * `wire`: request and reply bytes (`set_req`, `value_reply`, `version_reply`, `payload`,
 //!   `esc`, …).
 //! * `wait`: waiting for a condition with a safety-net bound (`wait_until`), `join_all`.
+//! * `http`: `GET` over plain HTTP/1.1 (`--metrics`), and a scrape read into samples.
 //!
 //! Every test binary includes this module and uses part of it.
 
 #![allow(dead_code, unused_imports)]
 
 mod conn;
+mod http;
 mod server;
 mod wait;
 mod wire;
 
 pub use conn::*;
+pub use http::*;
 pub use server::*;
 pub use wait::*;
 pub use wire::*;
