@@ -242,10 +242,13 @@ fn main() -> anyhow::Result<()> {
         }
         None => {}
     }
+    let opening = std::time::Instant::now();
     let store = Store::open(&store_config)
         .with_context(|| format!("cannot open the data directory {}", options.data.display()))?;
+    let opened_in = opening.elapsed();
     let recovered = store.stats();
     let items: u64 = recovered.iter().map(|q| q.items).sum();
+    let cursors: usize = recovered.iter().map(|q| q.cursors.len()).sum();
     let server_config = server::Config {
         listen: options.listen.clone(),
         metrics: options.metrics.clone(),
@@ -267,13 +270,15 @@ fn main() -> anyhow::Result<()> {
     }
     let served = server.run(|address| {
         log::info!(
-            "{} listening on {}, data {}, sync {:?}, recovered {} queues with {} items",
+            "{} listening on {}, data {}, sync {:?}, recovered {} queues with {} items and {} cursors in {:?}",
             tern::VERSION,
             address,
             options.data.display(),
             options.sync,
             recovered.len(),
-            items
+            items,
+            cursors,
+            opened_in
         );
     });
     if let Some(path) = &options.pid_file {

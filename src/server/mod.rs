@@ -6,7 +6,8 @@
 //! comes from `runtime`. Imports inside run one way, so each file can be read alone:
 //! this file → `handler` (one task per client) → `session` (commands, open reads, group
 //! commit) → `connection` (socket and buffers); beside them `idle`, `shared`, `config`, `shutdown`,
-//! `stats` and `runtime`, which import no other server file except `shared` → its parts; and
+//! `stats` (→ `logline`) and `runtime`, which import no other server file except `shared` →
+//! its parts; and
 //! `http` (the `--metrics` listener) → `metrics` (what it serves) → `shared`, `stats`.
 
 mod config;
@@ -14,6 +15,7 @@ mod connection;
 mod handler;
 mod http;
 mod idle;
+mod logline;
 mod metrics;
 pub mod runtime;
 mod session;

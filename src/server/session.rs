@@ -191,7 +191,7 @@ impl Session {
         match synced {
             Ok(()) => bump(&self.shared.counters.total_items, unsynced.items),
             Err(e) => {
-                log::error!("{}", e);
+                log_storage_error(conn, &e);
                 if let Some(mark) = unsynced.replies_from {
                     conn.truncate_to(mark);
                 }
@@ -424,9 +424,22 @@ impl Session {
     }
 }
 
+/// Logs a failure a command met, within the storage errors' budget. A refusal by the store's
+/// limits (queue full, disk full) is no failure: its reply and the metrics tell it, and the
+/// low-disk state has its own line.
+fn log_storage_error(conn: &Connection, error: &queue::Error) {
+    if matches!(error, queue::Error::QueueFull | queue::Error::DiskFull) {
+        return;
+    }
+    let line = || format!("client {}: {error}", conn.peer());
+    conn.counters()
+        .storage_errors_log
+        .log(log::Level::Error, line);
+}
+
 /// Replies a storage failure (unless `noreply`); the connection goes on.
 fn server_error(conn: &mut Connection, error: &queue::Error, noreply: bool) -> Flow {
-    log::error!("{}", error);
+    log_storage_error(conn, error);
     if !noreply {
         conn.write(Reply::ServerError(&error.to_string()));
     }

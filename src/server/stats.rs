@@ -1,7 +1,8 @@
 //! Server-wide counters and latency histograms, and the `stats` and `dump_stats` replies,
 //! which show the same per-queue and per-cursor figures from one list (`--metrics` reads the
-//! same list). Imports nothing of the server.
+//! same list). Imports nothing of the server but `logline`.
 
+use super::logline::LogBudget;
 use crate::protocol::Reply;
 use crate::queue::{now_ms, CursorStats, QueueStats};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +27,10 @@ pub struct Counters {
     /// Error replies sent, by their first word.
     pub errors: ErrorCounts,
     pub latency: Latency,
+    /// Log lines of protocol errors (a client's doing).
+    pub client_errors_log: LogBudget,
+    /// Log lines of storage failures met by commands (one failure fails every command).
+    pub storage_errors_log: LogBudget,
 }
 
 /// Error replies sent, by their first word (see `protocol::Error::reply_kind`).
@@ -108,6 +113,8 @@ impl Counters {
             refused_connections: zero(),
             errors: ErrorCounts::default(),
             latency: Latency::new(),
+            client_errors_log: LogBudget::new("client protocol errors"),
+            storage_errors_log: LogBudget::new("storage errors"),
         }
     }
 }
