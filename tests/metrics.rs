@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 
 /// Drives set, fanout, get, peek, cursor reads, open/abort/close and two error replies; returns
 /// the two connections, still open (the second holds an open read on `b`).
@@ -219,26 +218,5 @@ fn promtool_accepts_a_live_scrape() {
     let server = Server::start_with_metrics(&[]);
     let _conns = drive(&server);
     let body = http_get(server.metrics_addr(), "/metrics").body;
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian: apt-get install prometheus; .ci/run installs it)");
-    use std::io::Write;
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}\n{}{}\n--- scrape ---\n{body}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool(&["check", "metrics"], &body);
 }

@@ -1,9 +1,10 @@
 //! The test side of `--metrics`: one `GET` over HTTP/1.1 (`Connection: close`, read to the
-//! end), and a Prometheus text scrape read into `name{labels}` → value.
+//! end), a Prometheus text scrape read into `name{labels}` → value, and `promtool`.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
 
 /// A response: status code and body.
 pub struct HttpReply {
@@ -72,4 +73,28 @@ pub fn metric_names(samples: &BTreeMap<String, f64>) -> std::collections::BTreeS
         .keys()
         .map(|series| series.split('{').next().unwrap().to_string())
         .collect()
+}
+
+/// Runs `promtool ARGS` with `input` on its standard input; panics, showing what it said and
+/// the input, unless it succeeds. promtool comes with Debian's `prometheus` package.
+#[track_caller]
+pub fn promtool(args: &[&str], input: &str) {
+    let mut child = Command::new("promtool")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian: apt-get install prometheus; .ci/run installs it)");
+    // A promtool that reads a file may exit without reading this (a broken pipe): its exit
+    // status is what counts.
+    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool {args:?}: {}\n{}{}\n--- input ---\n{input}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
