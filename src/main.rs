@@ -105,13 +105,24 @@ struct Options {
     command: Option<Command>,
 }
 
-/// Instead of serving: move data in or out of a (stopped) server's data directory.
+/// Instead of serving: move data in or out of a (stopped) server's data directory, or watch
+/// a running one.
 #[derive(Debug, StructOpt)]
 enum Command {
     /// Write every queue, cursor and failed read of --data to standard output.
     Export,
     /// Read an export from standard input into --data, which must hold no queues yet.
     Import,
+    /// Watch a running tern: its queues, deepest first, with their cursors, refreshed every
+    /// second; q or Ctrl-C quits.
+    Top {
+        /// The server's memcache address.
+        #[structopt(long, default_value = "127.0.0.1:22133")]
+        addr: String,
+        /// Print one table as plain text (rates over one second) and exit, for scripts.
+        #[structopt(long)]
+        once: bool,
+    },
 }
 
 /// The `--config` file: queue limits, server-wide and per queue.
@@ -214,6 +225,9 @@ fn handle_signals(server: server::ShutdownHandle, store: Store) -> std::io::Resu
 
 fn main() -> anyhow::Result<()> {
     let options = Options::from_args();
+    if let Some(Command::Top { addr, once }) = &options.command {
+        return tern::top::run(addr, *once).with_context(|| format!("tern top on {addr}"));
+    }
     femme::with_level(options.log_level);
     let (limits, queue_limits) = limits(&options)?;
     let store_config = queue::Config {
@@ -240,7 +254,7 @@ fn main() -> anyhow::Result<()> {
             eprintln!("imported {summary:?}");
             return Ok(());
         }
-        None => {}
+        Some(Command::Top { .. }) | None => {}
     }
     let opening = std::time::Instant::now();
     let store = Store::open(&store_config)
