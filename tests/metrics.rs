@@ -220,3 +220,38 @@ fn promtool_accepts_a_live_scrape() {
     let body = http_get(server.metrics_addr(), "/metrics").body;
     promtool(&["check", "metrics"], &body);
 }
+
+/// The database directory in use (`store-<n>`, named by `CURRENT`).
+fn database_dir(server: &Server) -> std::path::PathBuf {
+    let current = std::fs::read_to_string(server.data_dir().join("CURRENT")).unwrap();
+    server.data_dir().join(current.trim())
+}
+
+#[test]
+fn healthz_is_503_while_syncs_fail_and_200_once_one_succeeds() {
+    let server = Server::start_with_metrics(&["--sync", "always"]);
+    let mut c = Conn::connect(&server);
+    c.set("q", b"a");
+    // A sync reads the blob directory (to fdatasync new blobs): without it, syncs fail.
+    let blobs = database_dir(&server).join("blobs");
+    std::fs::remove_dir(&blobs).expect("remove the empty blob directory");
+    let refused = c.set_reply("q", b"b");
+    assert!(
+        refused.starts_with(b"SERVER_ERROR sync failure"),
+        "{}",
+        String::from_utf8_lossy(&refused)
+    );
+    let health = http_get(server.metrics_addr(), "/healthz");
+    assert_eq!(health.status, 503, "{}", health.body);
+    assert!(
+        health.body.starts_with("storage error: sync failure"),
+        "{}",
+        health.body
+    );
+    assert_eq!(health.body.lines().count(), 1, "{}", health.body);
+
+    std::fs::create_dir(&blobs).unwrap();
+    c.set("q", b"c");
+    let health = http_get(server.metrics_addr(), "/healthz");
+    assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
+}

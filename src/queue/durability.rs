@@ -6,13 +6,13 @@
 
 use super::disk::Syncer;
 use super::Error;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 /// Histograms of the group commit, for `--metrics`: observed without a lock (a histogram's
-/// buckets are atomics), read at scrape time.
+/// buckets are atomics), read at scrape time; and whether the last sync failed (for health).
 pub struct CommitMetrics {
     /// Per write that waited (`--sync always`): from asking for durability until durable.
     pub time_to_durable: prometheus::Histogram,
@@ -20,6 +20,9 @@ pub struct CommitMetrics {
     pub writers: prometheus::Histogram,
     /// Per sync, of every mode: sled's flush and the `fdatasync` calls.
     pub sync: prometheus::Histogram,
+    /// Whether the last sync failed, and why (locked only when that changes or is read).
+    failing: AtomicBool,
+    failure: Mutex<Option<String>>,
 }
 
 impl CommitMetrics {
@@ -45,7 +48,20 @@ impl CommitMetrics {
                 "Duration of one durable sync: sled's flush, then fdatasync of its files.",
                 seconds(),
             ),
+            failing: AtomicBool::new(false),
+            failure: Mutex::new(None),
         }
+    }
+
+    /// Why the last sync failed; `None` while it succeeded.
+    pub fn failure(&self) -> Option<String> {
+        if !self.failing.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Runs one sync and times it.
@@ -54,6 +70,11 @@ impl CommitMetrics {
         let started = Instant::now();
         let result = syncer.sync();
         self.sync.observe(started.elapsed().as_secs_f64());
+        if result.is_err() || self.failing.load(Ordering::Relaxed) {
+            let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+            *failure = result.as_ref().err().map(ToString::to_string);
+            self.failing.store(failure.is_some(), Ordering::Relaxed);
+        }
         result
     }
 }

@@ -228,9 +228,14 @@ impl Store {
     }
 
     /// Whether new items are accepted now: `Err(DiskFull)` while the free-space guard
-    /// (`--min-free-mb`) refuses them. Measures free space if the last look is old.
+    /// (`--min-free-mb`) refuses them (free space is measured if the last look is old),
+    /// `Err(Sync)` while the last sync failed.
     pub fn accepts_writes(&self) -> Result<(), Error> {
-        self.shared.space.check(now_ms())
+        self.shared.space.check(now_ms())?;
+        match self.commit_metrics().failure() {
+            Some(failure) => Err(Error::Sync(failure)),
+            None => Ok(()),
+        }
     }
 
     /// The group commit's histograms (lock-free to update, read at scrape time).

@@ -138,10 +138,12 @@ pub(super) fn health(shared: &Shared) -> Result<(), String> {
     if shared.shutdown.is_triggered() {
         return Err("shutting down".into());
     }
-    shared
-        .store
-        .accepts_writes()
-        .map_err(|e| format!("refusing writes: {e} (free space under --min-free-mb)"))
+    shared.store.accepts_writes().map_err(|e| match e {
+        crate::queue::Error::DiskFull => {
+            format!("refusing writes: {e} (free space under --min-free-mb)")
+        }
+        e => format!("storage error: {e}"),
+    })
 }
 
 /// Collecting a histogram's family: `prometheus::core::Collector` under a shorter name.
