@@ -2,11 +2,13 @@
 //! (the exposition) and `GET /healthz` (200, or 503 with a one-line reason), 404 elsewhere.
 //!
 //! hyper parses and writes HTTP; smol-hyper's adapter feeds it the runtime's `TcpStream`, so
-//! no second runtime runs. It keeps serving while connections drain after a stop (healthz
-//! then says 503 "shutting down") and stops when told by [`Server::run`](super::Server::run).
+//! no second runtime runs. A scrape is built on the runtime's blocking pool, so a large one
+//! (thousands of queues) never holds a thread that serves clients. It keeps serving while
+//! connections drain after a stop (healthz then says 503 "shutting down") and stops when told
+//! by [`Server::run`](super::Server::run).
 
 use super::metrics;
-use super::runtime::{spawn, TcpListener, TcpStream};
+use super::runtime::{spawn, spawn_blocking, TcpListener, TcpStream};
 use super::shared::Shared;
 use super::shutdown::Shutdown;
 use futures_lite::FutureExt;
@@ -51,8 +53,8 @@ pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: Arc<
 
 async fn connection(stream: TcpStream, shared: Arc<Shared>, stop: &Shutdown) {
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-        let response = respond(&request, &shared);
-        async move { Ok::<_, Infallible>(response) }
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(respond(&request, shared).await) }
     });
     let io = smol_hyper::rt::FuturesIo::new(stream);
     let served = async {
@@ -64,20 +66,21 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, stop: &Shutdown) {
     served.or(stop.wait()).await;
 }
 
-fn respond(request: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
+async fn respond(request: &Request<Incoming>, shared: Arc<Shared>) -> Response<Full<Bytes>> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
     }
     match request.uri().path() {
         "/metrics" => {
-            let mut response = text(StatusCode::OK, metrics::encode(shared));
+            let exposition = spawn_blocking(move || metrics::encode(&shared)).await;
+            let mut response = text(StatusCode::OK, exposition);
             let content_type = header::HeaderValue::from_static(metrics::CONTENT_TYPE);
             response
                 .headers_mut()
                 .insert(header::CONTENT_TYPE, content_type);
             response
         }
-        "/healthz" => match metrics::health(shared) {
+        "/healthz" => match metrics::health(&shared) {
             Ok(()) => text(StatusCode::OK, "ok\n".into()),
             Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),
         },
