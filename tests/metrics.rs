@@ -261,3 +261,26 @@ fn healthz_is_503_while_syncs_fail_and_200_once_one_succeeds() {
     let health = http_get(server.metrics_addr(), "/healthz");
     assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
 }
+
+#[test]
+fn healthz_says_shutting_down_while_connections_drain() {
+    let mut server = Server::start_with_metrics(&[]);
+    let mut c = Conn::connect(&server);
+    c.set("big", &payload(1 << 20, 7));
+    // A client that asks for 64 MiB of replies and reads none: far more than socket buffers
+    // hold, so its connection cannot get through its batch, and a stop waits for it (up to
+    // the drain timeout).
+    let mut stuck = Conn::connect(&server);
+    stuck.send("get big/peek\r\n".repeat(64).as_bytes());
+    wait_until("the server to serve the batch", || {
+        c.stat_u64("cmd_peek") > 0
+    });
+    drop(c);
+    server.signal(libc::SIGTERM);
+    wait_until("/healthz to say 503 shutting down", || {
+        let health = http_get(server.metrics_addr(), "/healthz");
+        health.status == 503 && health.body == "shutting down\n"
+    });
+    drop(stuck);
+    assert!(server.wait_exit().success());
+}
