@@ -10,6 +10,7 @@
 use super::shared::Shared;
 use super::stats::{self, Counters};
 use crate::queue::{QueueStats, Store};
+use prometheus::core::Collector;
 use prometheus::proto::{self, MetricFamily, MetricType};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -119,10 +120,10 @@ pub(super) fn encode(shared: &Shared) -> String {
     let queues = store.stats();
     let mut families = server_families(&shared.counters, &queues, store);
     families.extend(queue_families(&queues));
-    families.extend(shared.counters.latency.by_command.collect_families());
+    families.extend(shared.counters.latency.by_command.collect());
     let commit = store.commit_metrics();
     for histogram in [&commit.time_to_durable, &commit.writers, &commit.sync] {
-        families.extend(histogram.collect_families());
+        families.extend(histogram.collect());
     }
     families.retain(|family| !family.get_metric().is_empty());
     let mut text = String::new();
@@ -144,17 +145,6 @@ pub(super) fn health(shared: &Shared) -> Result<(), String> {
         }
         e => format!("storage error: {e}"),
     })
-}
-
-/// Collecting a histogram's family: `prometheus::core::Collector` under a shorter name.
-trait CollectFamilies {
-    fn collect_families(&self) -> Vec<MetricFamily>;
-}
-
-impl<T: prometheus::core::Collector> CollectFamilies for T {
-    fn collect_families(&self) -> Vec<MetricFamily> {
-        self.collect()
-    }
 }
 
 fn server_families(counters: &Counters, queues: &[QueueStats], store: &Store) -> Vec<MetricFamily> {
