@@ -38,6 +38,11 @@ struct Options {
     #[structopt(long, default_value = "127.0.0.1:22133")]
     listen: String,
 
+    /// Serve Prometheus metrics (`GET /metrics`) and health (`GET /healthz`) over HTTP on this
+    /// address, e.g. 127.0.0.1:9133 (off by default; like --listen, it has no authentication).
+    #[structopt(long)]
+    metrics: Option<String>,
+
     /// Data directory (created if missing).
     #[structopt(long, default_value = "./tern-data", parse(from_os_str), global = true)]
     data: PathBuf,
@@ -114,13 +119,24 @@ struct Options {
     command: Option<Command>,
 }
 
-/// Instead of serving: move data in or out of a (stopped) server's data directory.
+/// Instead of serving: move data in or out of a (stopped) server's data directory, or watch
+/// a running one.
 #[derive(Debug, StructOpt)]
 enum Command {
     /// Write every queue, cursor and failed read of --data to standard output.
     Export,
     /// Read an export from standard input into --data, which must hold no queues yet.
     Import,
+    /// Watch a running tern: its queues, deepest first, with their cursors, refreshed every
+    /// second; q or Ctrl-C quits.
+    Top {
+        /// The server's memcache address.
+        #[structopt(long, default_value = "127.0.0.1:22133")]
+        addr: String,
+        /// Print one table as plain text (rates over one second) and exit, for scripts.
+        #[structopt(long)]
+        once: bool,
+    },
 }
 
 /// The `--config` file: queue limits and timers, server-wide and per queue.
@@ -229,6 +245,9 @@ fn handle_signals(server: server::ShutdownHandle, store: Store) -> std::io::Resu
 
 fn main() -> anyhow::Result<()> {
     let options = Options::from_args();
+    if let Some(Command::Top { addr, once }) = &options.command {
+        return tern::top::run(addr, *once).with_context(|| format!("tern top on {addr}"));
+    }
     femme::with_level(options.log_level);
     let (limits, queue_limits) = limits(&options)?;
     let store_config = queue::Config {
@@ -259,14 +278,18 @@ fn main() -> anyhow::Result<()> {
             eprintln!("imported {summary:?}");
             return Ok(());
         }
-        None => {}
+        Some(Command::Top { .. }) | None => {}
     }
+    let opening = std::time::Instant::now();
     let store = Store::open(&store_config)
         .with_context(|| format!("cannot open the data directory {}", options.data.display()))?;
+    let opened_in = opening.elapsed();
     let recovered = store.stats();
     let items: u64 = recovered.iter().map(|q| q.items).sum();
+    let cursors: usize = recovered.iter().map(|q| q.cursors.len()).sum();
     let server_config = server::Config {
         listen: options.listen.clone(),
+        metrics: options.metrics.clone(),
         max_item_size: options.max_item_size,
         max_connections: options.max_connections,
         allow_shutdown: options.allow_shutdown,
@@ -285,13 +308,15 @@ fn main() -> anyhow::Result<()> {
     }
     let served = server.run(|address| {
         log::info!(
-            "{} listening on {}, data {}, sync {:?}, recovered {} queues with {} items",
+            "{} listening on {}, data {}, sync {:?}, recovered {} queues with {} items and {} cursors in {:?}",
             tern::VERSION,
             address,
             options.data.display(),
             options.sync,
             recovered.len(),
-            items
+            items,
+            cursors,
+            opened_in
         );
     });
     if let Some(path) = &options.pid_file {

@@ -1,10 +1,11 @@
 //! Disk full, on a real small filesystem: a 32 MiB tmpfs mounted over the data directory
 //! (needs root, as CI and the developers' machines have). Failing writes get `SERVER_ERROR`,
-//! reads keep working, writes resume once space returns, nothing stored is lost.
+//! reads keep working, writes resume once space returns, nothing stored is lost; `/healthz`
+//! (`--metrics`) says 503 while writes are refused and 200 again once they are accepted.
 
 mod common;
 
-use common::{Conn, Server};
+use common::{http_get, wait_until, Conn, Server};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -47,7 +48,7 @@ fn disk_full_refuses_writes_keeps_reads_and_recovers() {
         0,
         "this test mounts a tmpfs and needs root"
     );
-    let mut server = Server::start_with(&["--min-free-mb", "4", "--sync", "always"]);
+    let mut server = Server::start_with_metrics(&["--min-free-mb", "4", "--sync", "always"]);
     server.stop();
     let data = server.data_dir().to_path_buf();
     run(
@@ -72,6 +73,8 @@ fn disk_full_refuses_writes_keeps_reads_and_recovers() {
         "fallocate",
         &["-l", &fill.to_string(), ballast.to_str().unwrap()],
     );
+    let health = http_get(server.metrics_addr(), "/healthz");
+    assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
     let mut conn = Conn::connect(&server);
     let mut stored = 0;
     let refusal = loop {
@@ -86,6 +89,13 @@ fn disk_full_refuses_writes_keeps_reads_and_recovers() {
     assert!(
         stored > 100,
         "refused too early: only {stored} items stored"
+    );
+
+    let health = http_get(server.metrics_addr(), "/healthz");
+    assert_eq!(health.status, 503, "{}", health.body);
+    assert_eq!(
+        health.body,
+        "refusing writes: disk full (free space under --min-free-mb)\n"
     );
 
     // Reads keep working: the first two items come back, in order.
@@ -108,6 +118,10 @@ fn disk_full_refuses_writes_keeps_reads_and_recovers() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+
+    wait_until("/healthz to say 200 again", || {
+        http_get(server.metrics_addr(), "/healthz").status == 200
+    });
 
     // Nothing stored is lost, across a restart too.
     drop(conn);

@@ -41,6 +41,7 @@ fn runs_on_connection_threads_when_idle_and_never_under_load() {
     let store = Store::open(&store_config).unwrap();
     let config = server::Config {
         listen: "127.0.0.1:0".into(),
+        metrics: None,
         max_item_size: 1 << 20,
         max_connections: 100,
         allow_shutdown: true,

@@ -59,6 +59,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// The reply's first word: `ERROR`, `CLIENT_ERROR` or `SERVER_ERROR`.
+    pub fn reply_kind(self) -> &'static str {
+        match self {
+            Error::UnknownCommand => "ERROR",
+            Error::TooLarge => "SERVER_ERROR",
+            _ => "CLIENT_ERROR",
+        }
+    }
+
     /// Whether the connection must be closed after replying.
     pub fn closes_connection(self) -> bool {
         self == Error::LineTooLong

@@ -41,7 +41,7 @@ mod write;
 pub use clock::{now_ms, Clock};
 pub use config::{Config, Limits, DEFAULT_CACHE_MB, DEFAULT_MIN_FREE_MB};
 pub use dump::{export, import, Summary};
-pub use durability::SyncMode;
+pub use durability::{CommitMetrics, SyncMode};
 pub use error::{Error, StorageError};
 pub use item::Item;
 pub use lease::Lease;

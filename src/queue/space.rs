@@ -65,7 +65,8 @@ impl SpaceGuard {
         }
     }
 
-    fn free_bytes(&self) -> Option<u64> {
+    /// Free bytes of the data directory's filesystem, as an unprivileged user may use them.
+    pub(crate) fn free_bytes(&self) -> Option<u64> {
         // SAFETY: statvfs writes only into the zeroed struct we pass; the path is NUL-terminated.
         unsafe {
             let mut stat: libc::statvfs = std::mem::zeroed();

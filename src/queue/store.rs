@@ -241,6 +241,27 @@ impl Store {
         disk::directory_size(&self.shared.config.path)
     }
 
+    /// Free bytes of the data directory's filesystem (`None` if it cannot be measured).
+    pub fn free_disk_bytes(&self) -> Option<u64> {
+        self.shared.space.free_bytes()
+    }
+
+    /// Whether new items are accepted now: `Err(DiskFull)` while the free-space guard
+    /// (`--min-free-mb`) refuses them (free space is measured if the last look is old),
+    /// `Err(Sync)` while the last sync failed.
+    pub fn accepts_writes(&self) -> Result<(), Error> {
+        self.shared.space.check(self.now_ms())?;
+        match self.commit_metrics().failure() {
+            Some(failure) => Err(Error::Sync(failure)),
+            None => Ok(()),
+        }
+    }
+
+    /// The group commit's histograms (lock-free to update, read at scrape time).
+    pub fn commit_metrics(&self) -> &super::CommitMetrics {
+        self.shared.durability.metrics()
+    }
+
     /// Makes every write so far durable now, whatever the sync mode.
     pub fn sync_now(&self) -> Result<(), Error> {
         self.shared.durability.sync_now()

@@ -6,6 +6,8 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: String,
+    /// Where to serve `GET /metrics` and `GET /healthz` over HTTP (`None`: nowhere).
+    pub metrics: Option<String>,
     pub max_item_size: u32,
     pub max_connections: u64,
     /// Whether the `shutdown` command stops the server.

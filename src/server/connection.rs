@@ -36,6 +36,8 @@ pub(crate) struct Connection {
     /// Times `out` was written out, so a [`Mark`] from before a write is caught.
     writes: u64,
     counters: Arc<Counters>,
+    /// The client's address, for log lines.
+    peer: String,
 }
 
 /// A place in the output, to rewrite the replies after it (see [`Connection::truncate_to`]).
@@ -56,7 +58,12 @@ enum Filled {
 
 impl Connection {
     pub(crate) fn new(stream: TcpStream, max_item_size: u32, counters: Arc<Counters>) -> Self {
+        let peer = match stream.peer_addr() {
+            Ok(address) => address.to_string(),
+            Err(_) => "?".to_string(),
+        };
         Connection {
+            peer,
             stream,
             buf: vec![0; READ_CHUNK],
             start: 0,
@@ -116,7 +123,27 @@ impl Connection {
 
     /// Gathers a reply; it goes out with the next [`flush`](Self::flush).
     pub(crate) fn write(&mut self, reply: Reply) {
+        match reply {
+            Reply::Error(error) => {
+                self.counters.errors.count(error.reply_kind());
+                let peer = &self.peer;
+                let line = || format!("client {peer}: protocol error, replied {error}");
+                self.counters.client_errors_log.log(log::Level::Warn, line);
+            }
+            Reply::ServerError(_) => self.counters.errors.count("SERVER_ERROR"),
+            _ => {}
+        }
         reply.encode(&mut self.out);
+    }
+
+    /// The client's address, as log lines show it.
+    pub(crate) fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// The server's counters (and log budgets).
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// Gathers a reply if there is one (a quiet meta command has none).

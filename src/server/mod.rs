@@ -6,12 +6,17 @@
 //! comes from `runtime`. Imports inside run one way, so each file can be read alone:
 //! this file → `handler` (one task per client) → `session` (commands, open reads, group
 //! commit) → `connection` (socket and buffers); beside them `idle`, `shared`, `config`, `shutdown`,
-//! `stats` and `runtime`, which import no other server file except `shared` → its parts.
+//! `stats` (→ `logline`) and `runtime`, which import no other server file except `shared` →
+//! its parts; and
+//! `http` (the `--metrics` listener) → `metrics` (what it serves) → `shared`, `stats`.
 
 mod config;
 mod connection;
 mod handler;
+mod http;
 mod idle;
+mod logline;
+mod metrics;
 pub mod runtime;
 mod session;
 mod shared;
@@ -82,10 +87,31 @@ impl Server {
         }
         runtime::block_on(async {
             let listener = TcpListener::bind(&shared.config.listen).await?;
+            // Serves until the connections have drained, so /healthz says "shutting down".
+            let http_stop = Arc::new(Shutdown::new());
+            let http = match &shared.config.metrics {
+                Some(address) => {
+                    let http_listener = TcpListener::bind(address).await.map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("--metrics {address}: {e}"))
+                    })?;
+                    let bound = http_listener.local_addr()?;
+                    log::info!("metrics on http://{bound}/metrics, health on /healthz");
+                    Some(spawn(http::serve(
+                        http_listener,
+                        shared.clone(),
+                        http_stop.clone(),
+                    )))
+                }
+                None => None,
+            };
             on_ready(listener.local_addr()?);
             accept_loop(&listener, &shared).await;
             drop(listener);
             drain(&shared).await;
+            http_stop.trigger();
+            if let Some(http) = http {
+                http.await;
+            }
             Ok::<(), std::io::Error>(())
         })?;
         shared.store.close().map_err(std::io::Error::other)
@@ -118,6 +144,7 @@ async fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         let _ = stream.set_nodelay(true);
         let counters = &shared.counters;
         if counters.curr_connections.load(Ordering::Relaxed) >= shared.config.max_connections {
+            bump(&counters.refused_connections, 1);
             spawn(refuse(stream));
             continue;
         }

@@ -5,7 +5,7 @@
 //! touches this file alone.
 
 pub use async_std::net::{TcpListener, TcpStream};
-pub use async_std::task::{block_on, sleep, spawn};
+pub use async_std::task::{block_on, sleep, spawn, spawn_blocking};
 
 use std::num::NonZeroUsize;
 

@@ -17,7 +17,7 @@ use crate::queue::{self, Item, Lease, Pending, ReadMode};
 use futures_lite::FutureExt;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Longest wait a `/t=` can ask for; beyond it, a wait is as good as forever.
 const MAX_WAIT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
@@ -45,6 +45,8 @@ struct Unsynced {
     replies_from: Option<Mark>,
     /// Items stored (a fanout counts each queue), counted once durable.
     items: u64,
+    /// Per set: when it started, for its latency (taken once durable).
+    started: Vec<Instant>,
 }
 
 /// Why one `get` key produced an error line instead of a value.
@@ -149,6 +151,7 @@ impl Session {
     /// Stores `set`; `ack` writes its reply (if any), which holds until the sync.
     async fn set(&mut self, set: &Set, ack: impl FnOnce(&mut Connection), conn: &mut Connection) {
         bump(&self.shared.counters.cmd_set, 1);
+        let started = Instant::now();
         let expires = set.expires_at_ms(self.shared.store.now_ms());
         let store = &self.shared.store;
         match store.put_pending(&set.queues, set.flags, expires, &set.data) {
@@ -158,12 +161,15 @@ impl Session {
                 unsynced.writes.push(pending);
                 unsynced.noreply.push(set.noreply);
                 unsynced.items += set.queues.len() as u64;
+                unsynced.started.push(started);
                 ack(conn);
                 if self.unsynced.writes.len() >= MAX_UNSYNCED {
                     self.settle(conn).await;
                 }
             }
             Err(e) => {
+                let latency = &self.shared.counters.latency.set;
+                latency.observe(started.elapsed().as_secs_f64());
                 self.settle(conn).await;
                 server_error(conn, &e, set.noreply);
             }
@@ -179,10 +185,14 @@ impl Session {
         }
         let synced = self.shared.store.sync().await;
         let unsynced = std::mem::take(&mut self.unsynced);
+        let latency = &self.shared.counters.latency.set;
+        for started in &unsynced.started {
+            latency.observe(started.elapsed().as_secs_f64());
+        }
         match synced {
             Ok(()) => bump(&self.shared.counters.total_items, unsynced.items),
             Err(e) => {
-                log::error!("{}", e);
+                log_storage_error(conn, &e);
                 if let Some(mark) = unsynced.replies_from {
                     conn.truncate_to(mark);
                 }
@@ -264,7 +274,25 @@ impl Session {
         Flow::Continue
     }
 
+    /// One key of a `get` or `mg`, timed: `open`, `close` (alone), or `get` (plain, peek, abort).
     async fn get_key(
+        &mut self,
+        key: &Key,
+        conn: &mut Connection,
+    ) -> Result<Option<Item>, KeyError> {
+        let started = Instant::now();
+        let result = self.read_key(key, conn).await;
+        let latency = &self.shared.counters.latency;
+        let histogram = match key.options {
+            options if options.open => &latency.open,
+            options if options.close => &latency.close,
+            _ => &latency.get,
+        };
+        histogram.observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn read_key(
         &mut self,
         key: &Key,
         conn: &mut Connection,
@@ -407,9 +435,22 @@ impl Session {
     }
 }
 
+/// Logs a failure a command met, within the storage errors' budget. A refusal by the store's
+/// limits (queue full, disk full) is no failure: its reply and the metrics tell it, and the
+/// low-disk state has its own line.
+fn log_storage_error(conn: &Connection, error: &queue::Error) {
+    if matches!(error, queue::Error::QueueFull | queue::Error::DiskFull) {
+        return;
+    }
+    let line = || format!("client {}: {error}", conn.peer());
+    conn.counters()
+        .storage_errors_log
+        .log(log::Level::Error, line);
+}
+
 /// Replies a storage failure (unless `noreply`); the connection goes on.
 fn server_error(conn: &mut Connection, error: &queue::Error, noreply: bool) -> Flow {
-    log::error!("{}", error);
+    log_storage_error(conn, error);
     if !noreply {
         conn.write(Reply::ServerError(&error.to_string()));
     }

@@ -1,14 +1,17 @@
-//! Server-wide counters, and the `stats` and `dump_stats` replies, which show the same
-//! per-queue and per-cursor figures from one list. Imports nothing of the server.
+//! Server-wide counters and latency histograms, and the `stats` and `dump_stats` replies,
+//! which show the same per-queue and per-cursor figures from one list (`--metrics` reads the
+//! same list). Imports nothing of the server but `logline`.
 
+use super::logline::LogBudget;
 use crate::protocol::Reply;
 use crate::queue::{now_ms, CursorStats, QueueStats};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-/// Counters shared by every connection; relaxed atomics, read only by `stats`.
+/// Counters shared by every connection; relaxed atomics (histograms: atomic buckets), read
+/// only by `stats` and the metrics scrape.
 pub struct Counters {
-    started: Instant,
+    pub started: Instant,
     pub curr_connections: AtomicU64,
     pub total_connections: AtomicU64,
     pub cmd_get: AtomicU64,
@@ -19,6 +22,77 @@ pub struct Counters {
     pub total_items: AtomicU64,
     pub bytes_read: AtomicU64,
     pub bytes_written: AtomicU64,
+    /// Connections turned away at `--max-connections`.
+    pub refused_connections: AtomicU64,
+    /// Error replies sent, by their first word.
+    pub errors: ErrorCounts,
+    pub latency: Latency,
+    /// Log lines of protocol errors (a client's doing).
+    pub client_errors_log: LogBudget,
+    /// Log lines of storage failures met by commands (one failure fails every command).
+    pub storage_errors_log: LogBudget,
+}
+
+/// Error replies sent, by their first word (see `protocol::Error::reply_kind`).
+#[derive(Default)]
+pub struct ErrorCounts {
+    pub error: AtomicU64,
+    pub client_error: AtomicU64,
+    pub server_error: AtomicU64,
+}
+
+impl ErrorCounts {
+    /// Counts one error reply whose first word is `kind`.
+    pub fn count(&self, kind: &str) {
+        let counter = match kind {
+            "ERROR" => &self.error,
+            "CLIENT_ERROR" => &self.client_error,
+            _ => &self.server_error,
+        };
+        bump(counter, 1);
+    }
+
+    /// `(first word, count)` of each kind.
+    pub fn by_kind(&self) -> [(&'static str, u64); 3] {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        [
+            ("ERROR", get(&self.error)),
+            ("CLIENT_ERROR", get(&self.client_error)),
+            ("SERVER_ERROR", get(&self.server_error)),
+        ]
+    }
+}
+
+/// Command latency, from the command's start to its reply being ready (a `set` under
+/// `--sync always`: until durable; a read that waits (`/t=`): the wait included).
+pub struct Latency {
+    /// By command: `set`, `get` (plain and peek keys), `open`, `close`.
+    pub by_command: prometheus::HistogramVec,
+    pub set: prometheus::Histogram,
+    pub get: prometheus::Histogram,
+    pub open: prometheus::Histogram,
+    pub close: prometheus::Histogram,
+}
+
+impl Latency {
+    fn new() -> Latency {
+        let opts = prometheus::HistogramOpts::new(
+            "tern_command_duration_seconds",
+            "Time from a command's start until its reply is ready, by command.",
+        )
+        .buckets(prometheus::exponential_buckets(0.000_01, 2.0, 20).expect("buckets"));
+        let by_command =
+            prometheus::HistogramVec::new(opts, &["command"]).expect("valid histogram options");
+        // The children are looked up once here, so observing takes no lock.
+        let child = |command: &str| by_command.with_label_values(&[command]);
+        Latency {
+            set: child("set"),
+            get: child("get"),
+            open: child("open"),
+            close: child("close"),
+            by_command,
+        }
+    }
 }
 
 impl Counters {
@@ -36,6 +110,11 @@ impl Counters {
             total_items: zero(),
             bytes_read: zero(),
             bytes_written: zero(),
+            refused_connections: zero(),
+            errors: ErrorCounts::default(),
+            latency: Latency::new(),
+            client_errors_log: LogBudget::new("client protocol errors"),
+            storage_errors_log: LogBudget::new("storage errors"),
         }
     }
 }
@@ -114,7 +193,7 @@ pub fn encode_dump(mut emit: impl FnMut(Reply), queues: &[QueueStats]) {
 }
 
 /// A queue's figures, in SPEC.md's order.
-fn queue_fields(queue: &QueueStats) -> [(&'static str, u64); 8] {
+pub fn queue_fields(queue: &QueueStats) -> [(&'static str, u64); 8] {
     [
         ("items", queue.items),
         ("bytes", queue.bytes),
@@ -128,7 +207,7 @@ fn queue_fields(queue: &QueueStats) -> [(&'static str, u64); 8] {
 }
 
 /// A cursor's figures, in SPEC.md's order.
-fn cursor_fields(cursor: &CursorStats) -> [(&'static str, u64); 4] {
+pub fn cursor_fields(cursor: &CursorStats) -> [(&'static str, u64); 4] {
     [
         ("items", cursor.items),
         ("failed_items", cursor.failed_items),
@@ -138,7 +217,7 @@ fn cursor_fields(cursor: &CursorStats) -> [(&'static str, u64); 4] {
 }
 
 /// Resident memory of this process (Linux; 0 elsewhere).
-fn rss_bytes() -> u64 {
+pub fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm
         .split_whitespace()

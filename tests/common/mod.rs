@@ -9,6 +9,7 @@
 //!   `esc`, …).
 //! * `clock`: `FakeClock`, the time a server started with `--clock-file` reads.
 //! * `wait`: waiting for a condition with a safety-net bound (`wait_until`), `join_all`.
+//! * `http`: `GET` over plain HTTP/1.1 (`--metrics`), and a scrape read into samples.
 //!
 //! Every test binary includes this module and uses part of it.
 
@@ -16,12 +17,14 @@
 
 mod clock;
 mod conn;
+mod http;
 mod server;
 mod wait;
 mod wire;
 
 pub use clock::*;
 pub use conn::*;
+pub use http::*;
 pub use server::*;
 pub use wait::*;
 pub use wire::*;

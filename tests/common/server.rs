@@ -21,6 +21,8 @@ pub const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Server {
     child: Option<Child>,
     port: u16,
+    /// With `--metrics`: its port, picked afresh with the client port.
+    metrics_port: Option<u16>,
     args: Vec<String>,
     data: TempDir,
     logs: TempDir,
@@ -47,7 +49,12 @@ impl Server {
 
     /// Start a server with extra command-line arguments (after `--listen` and `--data`).
     pub fn start_with(args: &[&str]) -> Server {
-        Server::start_in(temp_data_dir(), args)
+        Server::start_in(temp_data_dir(), args, false)
+    }
+
+    /// Start a server with `--metrics` on a free loopback port (see `metrics_addr`).
+    pub fn start_with_metrics(args: &[&str]) -> Server {
+        Server::start_in(temp_data_dir(), args, true)
     }
 
     /// Start a server on a copy of the data directory `from` (a checked-in fixture, say), so
@@ -55,13 +62,14 @@ impl Server {
     pub fn start_on_copy(from: &Path, args: &[&str]) -> Server {
         let data = temp_data_dir();
         copy_dir(from, data.path());
-        Server::start_in(data, args)
+        Server::start_in(data, args, false)
     }
 
-    fn start_in(data: TempDir, args: &[&str]) -> Server {
+    fn start_in(data: TempDir, args: &[&str], metrics: bool) -> Server {
         let mut server = Server {
             child: None,
             port: 0,
+            metrics_port: None,
             args: args.iter().map(|s| s.to_string()).collect(),
             data,
             logs: tempfile::Builder::new()
@@ -75,6 +83,7 @@ impl Server {
         let mut last = String::new();
         for _ in 0..5 {
             server.port = free_port();
+            server.metrics_port = metrics.then(free_port);
             match server.spawn_and_wait() {
                 Ok(()) => return server,
                 Err(StartError::Exited(status)) => {
@@ -119,6 +128,12 @@ impl Server {
             .arg("--data")
             .arg(self.data.path())
             .args(&self.args)
+            .args(
+                self.metrics_port
+                    .map(|port| ["--metrics".to_string(), format!("127.0.0.1:{port}")])
+                    .into_iter()
+                    .flatten(),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))
@@ -146,6 +161,12 @@ impl Server {
 
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The `--metrics` address (a server started with `start_with_metrics`).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        let port = self.metrics_port.expect("server started without --metrics");
+        SocketAddr::from(([127, 0, 0, 1], port))
     }
 
     pub fn port(&self) -> u16 {

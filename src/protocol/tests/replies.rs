@@ -112,3 +112,25 @@ fn server_error_reason_is_always_one_line() {
         b"SERVER_ERROR disk  full\r\n"
     );
 }
+
+/// `reply_kind` (what `--metrics` counts errors by) is the first word of the reply line.
+#[test]
+fn error_reply_kind_is_the_first_word_of_the_reply() {
+    use crate::protocol::Error;
+    let all = [
+        Error::UnknownCommand,
+        Error::BadFormat,
+        Error::BadQueueName,
+        Error::BadGetOptions,
+        Error::BadDataChunk,
+        Error::LineTooLong,
+        Error::CloseCurrentItemFirst,
+        Error::TooLarge,
+        Error::InvalidFlag,
+        Error::ModeNotSupported,
+    ];
+    for error in all {
+        let line = error.to_string();
+        assert_eq!(line.split(' ').next(), Some(error.reply_kind()), "{line}");
+    }
+}
