@@ -26,8 +26,6 @@ ALWAYS_SECS=${ALWAYS_SECS:-5}
 CURSOR_ITEMS=${CURSOR_ITEMS:-1000000}
 ROUNDS=${ROUNDS:-1}
 BASE=${BASE:-}
-SERVER_CPU=${SERVER_CPU:-0}
-LOAD_CPU=${LOAD_CPU:-1}
 TERN=${TERN:-target/release/tern}
 read -r -a TERN_ARGS <<<"${TERN_ARGS:-}"
 MEMCACHED=${MEMCACHED:-memcached}
@@ -35,36 +33,7 @@ OUT=${OUT:-$(mktemp /tmp/tern-compare.XXXXXX.txt)}
 
 command -v "$MEMCACHED" >/dev/null || { echo "memcached not found (apt-get install -y memcached)" >&2; exit 1; }
 if [ "$TERN" = target/release/tern ]; then cargo build --release --quiet; fi
-if [ -z "${LOAD:-}" ]; then
-  LOAD=$(cargo bench --bench load --no-run 2>&1 | sed -n 's/.*Executable.*(\(.*load-[^)]*\)).*/\1/p' | tail -1)
-fi
-[ -x "$LOAD" ] || { echo "could not build the load tool" >&2; exit 1; }
-
-# Per core: servers on SERVER_CPU, the load tool on LOAD_CPU.
-server_pin=(); load_pin=()
-if [ "${PIN:-1}" != 0 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  server_pin=(taskset -c "$SERVER_CPU"); load_pin=(taskset -c "$LOAD_CPU")
-else
-  echo "compare.sh: running unpinned (PIN=0, no taskset or one CPU)" >&2
-fi
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 100); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1', $1)).close()" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "server on port $1 did not start" >&2; exit 1
-}
-
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. benches/common.sh
 
 start_tern() { # binary port dir sync
   "${server_pin[@]}" "$1" --listen 127.0.0.1:"$2" --data "$tmp/$3" --sync "$4" --log-level warn \
