@@ -1,4 +1,4 @@
-# Sourced by compare.sh and metrics_overhead.sh, after they set TERN (and SERVER_CPU,
+# Sourced by compare.sh, metrics_overhead.sh and timers.sh, from the repository's root, after they set TERN (and SERVER_CPU,
 # LOAD_CPU): builds TERN if it is target/release/tern and finds (building it) the load tool as
 # LOAD; server_pin and load_pin (taskset commands: servers on SERVER_CPU, the load tool on
 # LOAD_CPU, unless PIN=0); free loopback ports, waiting for a server to accept, and a temp

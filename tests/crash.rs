@@ -11,6 +11,20 @@
 //!   `cq.c2` (reliable cursor reads, `/open` + `/close`). As nothing removes
 //!   items from `cq`, every acknowledged item of `cq` must be seen by each
 //!   cursor.
+//! - `cq.c3`: a third cursor read reliably by one thread that also moves it
+//!   back with `/rewind` and `/seek=<ms>` (after an `END`, and in some rounds
+//!   right before the kill, so an answered replay must hold after the
+//!   restart). After a replay answered at some moment, every acknowledged item
+//!   of `cq` stored at or after its time must be delivered to `cq.c3` again.
+//!
+//! Open timeouts: the server runs with `--open-timeout` on a fake clock
+//! (`--clock-file`) that the test moves forward by more than the timeout at
+//! most once a round, at a random moment. A hanging worker on `q` and one on
+//! `cq.c2` open an item and hold it until the clock has moved, then send a late
+//! `/close` or `/abort` (a no-op): the item must come back to the others and
+//! never be lost. No item may be held by two readers at once while neither
+//! hold could have timed out. Every event the checks compare is stamped with a
+//! global sequence number and the clock's epoch (even: still, odd: moving).
 //!
 //! Every payload starts with a unique id `w<writer>-<seq>|` (the flags carry
 //! `seq` as a cross-check), so the same id identifies an item in every queue
@@ -28,8 +42,8 @@ mod common;
 
 use common::*;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -77,6 +91,83 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
+}
+
+/// The open timeout the server runs with, in fake-clock ms; the clock moves by more.
+const OPEN_TIMEOUT_MS: u64 = 1000;
+const CLOCK_STEP_MS: u64 = OPEN_TIMEOUT_MS + 1;
+
+/// The fake clock's time after `k` steps.
+fn clock_at(k: u64) -> u64 {
+    CLOCK_START_MS + k * CLOCK_STEP_MS
+}
+
+/// What the workers share with the test's thread: a global sequence number
+/// (a total order of the events the checks compare), the clock's epoch (twice
+/// the steps done, plus one while a step is under way), and the round's flags.
+#[derive(Default)]
+struct Shared {
+    seq: AtomicU64,
+    epoch: AtomicU64,
+    /// The kill is coming: hold what is open and wait for it.
+    killing: AtomicBool,
+    /// The test asks `cq.c3` for one more replay, answered before the kill.
+    replay: AtomicBool,
+    /// Every acknowledged set's epoch before it was sent (see [`Acked`]).
+    sent: Mutex<HashMap<Id, u64>>,
+    lock: Mutex<()>,
+    moved: Condvar,
+}
+
+impl Shared {
+    fn tick(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::SeqCst)
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    fn killing(&self) -> bool {
+        self.killing.load(Ordering::SeqCst)
+    }
+
+    /// Moves the fake clock one step, with the epoch odd meanwhile.
+    fn step(&self, clock: &mut FakeClock) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        clock.advance(CLOCK_STEP_MS);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.wake();
+    }
+
+    /// The clock has not moved since the epoch was `before`, nor was moving then.
+    fn still_since(&self, before: u64) -> bool {
+        before.is_multiple_of(2) && self.epoch() == before
+    }
+
+    fn start_killing(&self) {
+        self.killing.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        let _guard = self.lock.lock().unwrap();
+        self.moved.notify_all();
+    }
+
+    /// Waits until the epoch reaches `epoch` (true) or the kill is coming (false).
+    fn wait_epoch(&self, epoch: u64) -> bool {
+        let mut guard = self.lock.lock().unwrap();
+        loop {
+            if self.killing() {
+                return false;
+            }
+            if self.epoch() >= epoch {
+                return true;
+            }
+            guard = self.moved.wait(guard).unwrap();
+        }
+    }
 }
 
 /// An item's identity: writer in the high 32 bits, sequence number in the low.
@@ -187,14 +278,47 @@ fn wait_until_broken(c: &mut Conn, log: &mut WorkerLog) {
     }
 }
 
+/// `get <key>` for an item: `Some(Some(id))`, or `Some(None)` when there is
+/// none; `None` when the connection broke (`request_lost`) or the reply was
+/// wrong (an error): the worker stops.
+fn next_item(c: &mut Conn, key: &str, log: &mut WorkerLog) -> Option<Option<Id>> {
+    match get(c, key) {
+        Reply::Item(id) => Some(Some(id)),
+        Reply::Empty => Some(None),
+        Reply::Broken => {
+            log.request_lost = true;
+            None
+        }
+        Reply::Bad(e) => {
+            log.errors.push(e);
+            None
+        }
+    }
+}
+
+/// `get <key>` for a command answered `END` (`/close`, `/abort`, `/rewind`,
+/// `/seek=`): true if so; false when the connection broke (`request_lost`) or
+/// the reply was wrong (an error): the worker stops.
+fn end_reply(c: &mut Conn, key: &str, log: &mut WorkerLog) -> bool {
+    match next_item(c, key, log) {
+        Some(None) => true,
+        Some(Some(id)) => {
+            log.errors
+                .push(format!("get {key} returned item {}", show_id(id)));
+            false
+        }
+        None => false,
+    }
+}
+
 // ---------------------------------------------------------------- workers
 
 /// What one worker thread saw during one round. Each kind of worker fills the
 /// fields that concern it.
 #[derive(Default)]
 struct WorkerLog {
-    /// Writers: (id, targets) of every set answered `STORED`.
-    acked: Vec<(Id, u8)>,
+    /// Writers: every set answered `STORED`.
+    acked: Vec<Acked>,
     /// Writers: the set in flight when the connection broke (may or may not be stored).
     unacked: Option<(Id, u8)>,
     /// Writers: the next unused sequence number.
@@ -207,9 +331,59 @@ struct WorkerLog {
     open_at_kill: Option<Id>,
     /// Reliable readers: the item whose `/close` was sent but not answered.
     close_in_flight: Option<Id>,
+    /// Reliable readers: items whose `/close` was answered but may have met an
+    /// open timeout (the clock moved while they were held): deleted or given back.
+    uncertain: Vec<Id>,
+    /// Reliable readers: every open read.
+    holds: Vec<Hold>,
+    /// `cq.c3`: every item received, with the sequence number of its reply.
+    seen: Vec<(Id, u64)>,
+    /// `cq.c3`: every replay answered.
+    replays: Vec<Replay>,
     /// The last request got no (complete) reply.
     request_lost: bool,
     errors: Vec<String>,
+}
+
+/// A set answered `STORED`.
+struct Acked {
+    id: Id,
+    mask: u8,
+    /// The epoch before the set was sent: the item's enqueue time is at least
+    /// `clock_at(epoch_sent / 2)`.
+    epoch_sent: u64,
+}
+
+/// One open read, from its reply to its `/close` (or the kill).
+#[derive(Clone, Copy)]
+struct Hold {
+    id: Id,
+    /// The reader's index in its round.
+    reader: usize,
+    /// Sequence number taken when the reply had arrived.
+    from: u64,
+    /// Sequence number taken before the `/close` (or late `/close` or
+    /// `/abort`) was sent; `None`: still held at the kill.
+    to: Option<u64>,
+    /// The clock did not move from before the `/open` was sent to `to`: the
+    /// server cannot have timed this read out, so it held it all along.
+    still: bool,
+    /// A hanging worker's read, held until the clock had moved past its
+    /// timeout, then closed or aborted late: the server must have given it back.
+    timed_out: bool,
+}
+
+/// A `/rewind` or `/seek=` of `cq.c3` answered.
+#[derive(Clone, Copy)]
+struct Replay {
+    /// Sequence number taken when the reply had arrived.
+    answered: u64,
+    /// The cursor went to the first item stored at or after `clock_at(steps)`
+    /// (a rewind: 0, every item).
+    steps: u64,
+    rewind: bool,
+    /// Asked by the test, right before the kill.
+    before_kill: bool,
 }
 
 fn target_name(mask: u8, rng: &mut Rng) -> String {
@@ -226,10 +400,11 @@ fn target_name(mask: u8, rng: &mut Rng) -> String {
 }
 
 /// Acknowledged sets until the connection breaks.
-fn writer(mut c: Conn, w: u32, mut seq: u32, seed: u64) -> WorkerLog {
+fn writer(mut c: Conn, sh: Arc<Shared>, w: u32, mut seq: u32, seed: u64) -> WorkerLog {
     let mut rng = Rng::new(seed);
     let mut log = WorkerLog::default();
     loop {
+        let epoch_sent = sh.epoch();
         let mask = match rng.below(100) {
             0..=29 => Q,
             30..=54 => Q | F,
@@ -247,7 +422,14 @@ fn writer(mut c: Conn, w: u32, mut seq: u32, seed: u64) -> WorkerLog {
             break;
         }
         match c.try_read_line() {
-            Some(line) if line == b"STORED\r\n" => log.acked.push((id, mask)),
+            Some(line) if line == b"STORED\r\n" => {
+                sh.sent.lock().unwrap().insert(id, epoch_sent);
+                log.acked.push(Acked {
+                    id,
+                    mask,
+                    epoch_sent,
+                });
+            }
             Some(line) => {
                 log.unacked = Some((id, mask));
                 log.errors.push(format!(
@@ -268,51 +450,136 @@ fn writer(mut c: Conn, w: u32, mut seq: u32, seed: u64) -> WorkerLog {
 }
 
 /// Reliable reads of `base` (`q` or `cq.c2`): `/open`, maybe hold it a little,
-/// then `/close`. Once `killing` is set, an item held open is never closed:
+/// then `/close`. Once the kill is coming, an item held open is never closed:
 /// it is recorded as open at the kill, and the thread waits for the kill.
-fn reliable_reader(mut c: Conn, base: &str, killing: Arc<AtomicBool>, seed: u64) -> WorkerLog {
+///
+/// A hanging worker (`hang`) holds each item until the clock has moved past
+/// its open timeout, then sends a late `/close` or `/abort`, which must be
+/// answered `END` and do nothing.
+fn reliable_reader(
+    mut c: Conn,
+    base: &str,
+    sh: Arc<Shared>,
+    reader: usize,
+    hang: bool,
+    seed: u64,
+) -> WorkerLog {
     let mut rng = Rng::new(seed);
     let mut log = WorkerLog::default();
     let open_key = format!("{base}/open/t=100");
-    let close_key = format!("{base}/close");
     loop {
-        let id = match get(&mut c, &open_key) {
-            Reply::Item(id) => id,
-            Reply::Empty => continue,
-            Reply::Broken => {
-                log.request_lost = true;
-                break;
-            }
-            Reply::Bad(e) => {
-                log.errors.push(e);
-                break;
-            }
+        let before = sh.epoch();
+        let id = match next_item(&mut c, &open_key, &mut log) {
+            Some(Some(id)) => id,
+            Some(None) => continue,
+            None => break,
+        };
+        let mut hold = Hold {
+            id,
+            reader,
+            from: sh.tick(),
+            to: None,
+            still: false,
+            timed_out: false,
         };
         log.got.push(id);
-        if rng.below(4) == 0 {
+        if hang {
+            // Held until one whole step of the clock after the reply: the
+            // server served it at the latest time that reply could have seen.
+            let received = sh.epoch();
+            hold.timed_out = sh.wait_epoch(received.div_ceil(2) * 2 + 2);
+        } else if rng.below(4) == 0 {
             thread::sleep(Duration::from_millis(rng.range(1, 5)));
         }
-        if killing.load(Ordering::SeqCst) {
+        if sh.killing() {
+            // The clock no longer moves: held until the kill.
+            hold.still = sh.still_since(before);
+            hold.timed_out = false;
+            log.holds.push(hold);
             log.open_at_kill = Some(id);
             wait_until_broken(&mut c, &mut log);
             break;
         }
-        match get(&mut c, &close_key) {
-            Reply::Empty => log.confirmed.push(id),
-            Reply::Broken => {
+        let verb = if hang && rng.below(2) == 0 {
+            "abort"
+        } else {
+            "close"
+        };
+        let close_key = format!("{base}/{verb}");
+        hold.to = Some(sh.tick());
+        hold.still = sh.still_since(before);
+        log.holds.push(hold);
+        if !end_reply(&mut c, &close_key, &mut log) {
+            if log.request_lost && !hold.timed_out {
                 log.close_in_flight = Some(id);
-                log.request_lost = true;
+            }
+            break;
+        }
+        if hold.timed_out {
+            // A late close or abort: nothing to confirm.
+        } else if sh.still_since(before) {
+            log.confirmed.push(id);
+        } else {
+            log.uncertain.push(id);
+        }
+    }
+    log
+}
+
+/// `cq.c3`: reliable reads (`/open` then `/close`), and now and then a
+/// `/rewind` or `/seek=<ms>` when nothing is open; one more when the test asks
+/// for it (answered on `answered`), then it waits for the kill.
+///
+/// A seek never goes past an item the cursor has not passed yet: items show
+/// in id order (none before every older one does), so once the cursor has
+/// served an item, every item it has not passed has a greater id and an
+/// enqueue time at least that item's, which its writer's epoch bounds.
+fn replayer(mut c: Conn, sh: Arc<Shared>, answered: mpsc::Sender<()>, seed: u64) -> WorkerLog {
+    let mut rng = Rng::new(seed);
+    let mut log = WorkerLog::default();
+    // Steps of the latest time a seek may go to; until then, no replay but the
+    // one asked for, a rewind.
+    let mut safe: Option<u64> = None;
+    loop {
+        let asked = sh.replay.swap(false, Ordering::SeqCst);
+        if asked || (safe.is_some() && rng.below(40) == 0) {
+            let rewind = safe.is_none() || rng.below(16) == 0;
+            let steps = match safe {
+                Some(top) if !rewind => rng.range(top.saturating_sub(2), top),
+                _ => 0,
+            };
+            let key = if rewind {
+                "cq.c3/rewind".to_string()
+            } else {
+                format!("cq.c3/seek={}", clock_at(steps))
+            };
+            if !end_reply(&mut c, &key, &mut log) {
                 break;
             }
-            Reply::Item(other) => {
-                log.errors
-                    .push(format!("get {close_key} returned item {}", show_id(other)));
+            log.replays.push(Replay {
+                answered: sh.tick(),
+                steps,
+                rewind,
+                before_kill: asked,
+            });
+            safe = (!rewind).then_some(steps);
+            if asked {
+                answered.send(()).unwrap();
+                wait_until_broken(&mut c, &mut log);
                 break;
             }
-            Reply::Bad(e) => {
-                log.errors.push(e);
-                break;
-            }
+        }
+        let id = match next_item(&mut c, "cq.c3/open/t=100", &mut log) {
+            Some(Some(id)) => id,
+            Some(None) => continue,
+            None => break,
+        };
+        log.seen.push((id, sh.tick()));
+        if let Some(&epoch) = sh.sent.lock().unwrap().get(&id) {
+            safe = Some(epoch / 2);
+        }
+        if !end_reply(&mut c, "cq.c3/close", &mut log) {
+            break;
         }
     }
     log
@@ -322,19 +589,8 @@ fn reliable_reader(mut c: Conn, base: &str, killing: Arc<AtomicBool>, seed: u64)
 fn cursor_reader(mut c: Conn, key: &str) -> WorkerLog {
     let mut log = WorkerLog::default();
     let key = format!("{key}/t=100");
-    loop {
-        match get(&mut c, &key) {
-            Reply::Item(id) => log.got.push(id),
-            Reply::Empty => {}
-            Reply::Broken => {
-                log.request_lost = true;
-                break;
-            }
-            Reply::Bad(e) => {
-                log.errors.push(e);
-                break;
-            }
-        }
+    while let Some(got) = next_item(&mut c, &key, &mut log) {
+        log.got.extend(got);
     }
     log
 }
@@ -358,6 +614,14 @@ struct Ledger {
     c1_lost_reply_rounds: Vec<usize>,
     c2_got: Vec<(Id, usize)>,
     c2_open_at_kill: Vec<(Id, usize)>,
+    /// `q` closes answered that may have met an open timeout.
+    q_uncertain: Vec<(Id, usize)>,
+    /// Open reads of `q` (index 0) and `cq.c2` (index 1), with their round.
+    holds: [Vec<(Hold, usize)>; 2],
+    /// Every acknowledged set's epoch before it was sent.
+    epoch_sent: HashMap<Id, u64>,
+    c3_seen: Vec<(Id, u64)>,
+    c3_replays: Vec<Replay>,
     errors: Vec<String>,
 }
 
@@ -367,11 +631,13 @@ fn queue_index(bit: u8) -> usize {
     QUEUES.iter().position(|(b, _)| *b == bit).unwrap()
 }
 
+#[derive(Clone, Copy)]
 enum Kind {
     Writer(u32),
     QReader,
     C1,
     C2,
+    C3,
 }
 
 fn record(ledger: &mut Ledger, kind: &Kind, log: WorkerLog, round: usize) {
@@ -384,7 +650,13 @@ fn record(ledger: &mut Ledger, kind: &Kind, log: WorkerLog, round: usize) {
     match kind {
         Kind::Writer(_) => {
             ledger.acked_sets += log.acked.len();
-            for (id, mask) in log.acked {
+            for Acked {
+                id,
+                mask,
+                epoch_sent,
+            } in log.acked
+            {
+                ledger.epoch_sent.insert(id, epoch_sent);
                 for (bit, _) in QUEUES {
                     if mask & bit != 0 {
                         ledger.acked[queue_index(bit)].insert(id, round);
@@ -396,6 +668,8 @@ fn record(ledger: &mut Ledger, kind: &Kind, log: WorkerLog, round: usize) {
             }
         }
         Kind::QReader => {
+            ledger.holds[0].extend(log.holds.iter().map(|&h| (h, round)));
+            ledger.q_uncertain.extend(tag(&log.uncertain));
             ledger.q_got.extend(tag(&log.got));
             ledger.q_confirmed.extend(tag(&log.confirmed));
             ledger
@@ -414,10 +688,15 @@ fn record(ledger: &mut Ledger, kind: &Kind, log: WorkerLog, round: usize) {
         Kind::C2 => {
             // A cursor item is "seen" once its /open reply arrived; an unclosed
             // one must come back (checked separately).
+            ledger.holds[1].extend(log.holds.iter().map(|&h| (h, round)));
             ledger.c2_got.extend(tag(&log.got));
             ledger
                 .c2_open_at_kill
                 .extend(tag(log.open_at_kill.as_slice()));
+        }
+        Kind::C3 => {
+            ledger.c3_seen.extend(log.seen);
+            ledger.c3_replays.extend(log.replays);
         }
     }
 }
@@ -457,49 +736,83 @@ fn crash_loop_sync_always_loses_nothing() {
     let mut rng = Rng::new(seed);
     let started = Instant::now();
 
-    let mut s = Server::start_with(&["--sync", "always"]);
-    // Create both cursors before anything is written.
+    let mut clock = FakeClock::new();
+    let timeout = OPEN_TIMEOUT_MS.to_string();
+    let mut s = start_with_clock(&clock, &["--sync", "always", "--open-timeout", &timeout]);
+    // Create the cursors before anything is written.
     {
         let mut c = Conn::connect(&s);
-        c.roundtrip(b"get cq.c1\r\n", b"END\r\n");
-        c.roundtrip(b"get cq.c2\r\n", b"END\r\n");
+        for key in ["cq.c1", "cq.c2", "cq.c3"] {
+            c.roundtrip(format!("get {key}\r\n").as_bytes(), b"END\r\n");
+        }
     }
 
+    let sh = Arc::new(Shared::default());
     let mut ledger = Ledger::default();
     let mut next_seq = vec![0u32; WRITERS as usize];
     let mut kills = 0;
+    let mut steps = 0;
     let mut restart_time = Duration::ZERO;
     for round in 0..rounds {
-        let killing = Arc::new(AtomicBool::new(false));
+        sh.killing.store(false, Ordering::SeqCst);
+        sh.replay.store(false, Ordering::SeqCst);
         let addr = s.addr();
         let mut workers: Vec<(Kind, thread::JoinHandle<WorkerLog>)> = Vec::new();
         for w in 0..WRITERS {
             let c = Conn::connect_addr(addr);
-            let (start, seed) = (next_seq[w as usize], rng.next());
+            let (sh, start, seed) = (sh.clone(), next_seq[w as usize], rng.next());
             workers.push((
                 Kind::Writer(w),
-                thread::spawn(move || writer(c, w, start, seed)),
+                thread::spawn(move || writer(c, sh, w, start, seed)),
             ));
         }
-        for _ in 0..Q_READERS {
-            let (c, k, seed) = (Conn::connect_addr(addr), killing.clone(), rng.next());
-            workers.push((
-                Kind::QReader,
-                thread::spawn(move || reliable_reader(c, "q", k, seed)),
-            ));
+        // Plain and cursor reliable readers, the last one of each hanging.
+        for (kind, base, readers) in [
+            (Kind::QReader, "q", Q_READERS),
+            (Kind::C2, "cq.c2", C2_READERS),
+        ] {
+            for i in 0..=readers {
+                let (c, sh, seed) = (Conn::connect_addr(addr), sh.clone(), rng.next());
+                let (reader, hang) = (workers.len(), i == readers);
+                workers.push((
+                    kind,
+                    thread::spawn(move || reliable_reader(c, base, sh, reader, hang, seed)),
+                ));
+            }
         }
         let c = Conn::connect_addr(addr);
         workers.push((Kind::C1, thread::spawn(move || cursor_reader(c, "cq.c1"))));
-        for _ in 0..C2_READERS {
-            let (c, k, seed) = (Conn::connect_addr(addr), killing.clone(), rng.next());
-            workers.push((
-                Kind::C2,
-                thread::spawn(move || reliable_reader(c, "cq.c2", k, seed)),
-            ));
-        }
+        let (answered, replayed) = mpsc::channel();
+        let (c, sh3, seed) = (Conn::connect_addr(addr), sh.clone(), rng.next());
+        workers.push((
+            Kind::C3,
+            thread::spawn(move || replayer(c, sh3, answered, seed)),
+        ));
 
-        thread::sleep(Duration::from_millis(rng.range(50, 400)));
-        killing.store(true, Ordering::SeqCst);
+        // The clock moves past the open timeout at most once a round (the
+        // replayer relies on it), at a random moment.
+        let load_ms = rng.range(50, 400);
+        let step_at = rng.range(10, load_ms);
+        if round % 3 != 0 {
+            thread::sleep(Duration::from_millis(step_at));
+            sh.step(&mut clock);
+            steps += 1;
+            thread::sleep(Duration::from_millis(load_ms - step_at));
+        } else {
+            thread::sleep(Duration::from_millis(load_ms));
+        }
+        if round % 4 == 1 {
+            // A replay answered right before the kill must hold after it.
+            sh.replay.store(true, Ordering::SeqCst);
+            // (A replayer that stopped on an error has dropped its sender: the
+            // error is reported with the others.)
+            if let Err(mpsc::RecvTimeoutError::Timeout) =
+                replayed.recv_timeout(Duration::from_secs(60))
+            {
+                panic!("cq.c3 did not answer a replay within a minute");
+            }
+        }
+        sh.start_killing();
         s.kill9();
         kills += 1;
 
@@ -521,6 +834,7 @@ fn crash_loop_sync_always_loses_nothing() {
     let mut c = Conn::connect(&s);
     let c1_drain = drain(&mut c, "cq.c1");
     let c2_drain = drain(&mut c, "cq.c2");
+    let c3_drain = drain(&mut c, "cq.c3");
     let q_drain = drain(&mut c, "q");
     let f_drain = drain(&mut c, "f");
     let cq_drain = drain(&mut c, "cq");
@@ -540,6 +854,10 @@ fn crash_loop_sync_always_loses_nothing() {
     // q items whose only trace is a /close cut off by the kill: the server may
     // rightly have deleted them, so they are not losses, but they are reported.
     let mut close_cut_off = 0;
+    // Likewise q items closed while the clock moved: deleted, or given back
+    // by a timeout first and so closed for nothing.
+    let mut close_uncertain = 0;
+    let q_uncertain: HashSet<Id> = ledger.q_uncertain.iter().map(|p| p.0).collect();
     let mut q_acked: Vec<(&Id, &usize)> = ledger.acked[0].iter().collect();
     q_acked.sort();
     for (&id, &round) in q_acked {
@@ -548,6 +866,10 @@ fn crash_loop_sync_always_loses_nothing() {
         }
         if q_close_in_flight.contains_key(&id) {
             close_cut_off += 1;
+            continue;
+        }
+        if q_uncertain.contains(&id) {
+            close_uncertain += 1;
             continue;
         }
         let opened: Vec<usize> = ledger
@@ -663,7 +985,8 @@ fn crash_loop_sync_always_loses_nothing() {
             Where::Present
         }
         Q if in_round(&ledger.q_confirmed, id, round)
-            || in_round(&ledger.q_close_in_flight, id, round) =>
+            || in_round(&ledger.q_close_in_flight, id, round)
+            || in_round(&ledger.q_uncertain, id, round) =>
         {
             Where::Unknown
         }
@@ -780,6 +1103,64 @@ fn crash_loop_sync_always_loses_nothing() {
         ));
     }
 
+    // Open reads timed out: the hanging workers' late `/close` or `/abort`
+    // did nothing, so each item came back to a reader or is still there.
+    let mut timed_out = 0;
+    let mut not_given_back: Vec<String> = Vec::new();
+    for (qi, what, drained) in [(0, "q", &q_drained), (1, "cq.c2", &c2_drained)] {
+        for (hold, round) in ledger.holds[qi].iter().filter(|h| h.0.timed_out) {
+            timed_out += 1;
+            let again = drained.contains(&hold.id)
+                || ledger.holds[qi]
+                    .iter()
+                    .any(|(h, _)| h.id == hold.id && h.from > hold.from);
+            if !again {
+                not_given_back.push(format!(
+                    "{what}:{} (timed out in round {round})",
+                    show_id(hold.id)
+                ));
+            }
+        }
+    }
+    if !not_given_back.is_empty() {
+        failures.push(format!(
+            "{} timed-out open reads never delivered again: {}",
+            not_given_back.len(),
+            sample(&not_given_back)
+        ));
+    }
+    // No item held by two readers at once while neither hold could time out.
+    let mut double: Vec<String> = Vec::new();
+    for (qi, what) in [(0, "q"), (1, "cq.c2")] {
+        let mut by_item: HashMap<(usize, Id), Vec<Hold>> = HashMap::new();
+        for &(hold, round) in ledger.holds[qi].iter().filter(|h| h.0.still) {
+            by_item.entry((round, hold.id)).or_default().push(hold);
+        }
+        for ((round, id), holds) in by_item {
+            for (i, a) in holds.iter().enumerate() {
+                for b in &holds[i + 1..] {
+                    let (a_to, b_to) = (a.to.unwrap_or(u64::MAX), b.to.unwrap_or(u64::MAX));
+                    if a.from < b_to && b.from < a_to {
+                        double.push(format!(
+                            "{what}:{} (round {round}, readers {} and {})",
+                            show_id(id),
+                            a.reader,
+                            b.reader
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if !double.is_empty() {
+        double.sort();
+        failures.push(format!(
+            "{} items held open by two readers at once: {}",
+            double.len(),
+            sample(&double)
+        ));
+    }
+
     // Cursors: every acknowledged item of cq is seen by each cursor.
     let first_seen = |got: &[(Id, usize)], drained: &[Id]| {
         let mut m: HashMap<Id, usize> = HashMap::new();
@@ -837,6 +1218,43 @@ fn crash_loop_sync_always_loses_nothing() {
             )),
         }
     }
+    // cq.c3 reads reliably too, and after each replay answered, every item
+    // stored at or after its time comes again (the drain counts as last).
+    let mut c3_last: HashMap<Id, u64> = HashMap::new();
+    for &(id, at) in &ledger.c3_seen {
+        let last = c3_last.entry(id).or_insert(at);
+        *last = (*last).max(at);
+    }
+    c3_last.extend(c3_drain.iter().map(|&id| (id, u64::MAX)));
+    for &(id, round) in &cq_acked {
+        if !c3_last.contains_key(&id) {
+            skips.push(format!(
+                "cq.c3 missed {} (acked round {round})",
+                show_id(id)
+            ));
+        }
+    }
+    let mut replayed = 0;
+    for r in &ledger.c3_replays {
+        let what = if r.rewind {
+            "rewind".to_string()
+        } else {
+            format!("seek={}", clock_at(r.steps))
+        };
+        for &(id, round) in &cq_acked {
+            if ledger.epoch_sent[&id] / 2 < r.steps {
+                continue;
+            }
+            match c3_last.get(&id) {
+                Some(&last) if last > r.answered => replayed += 1,
+                _ => skips.push(format!(
+                    "cq.c3 never served {} (acked round {round}) after a {what} answered{}",
+                    show_id(id),
+                    if r.before_kill { " before a kill" } else { "" }
+                )),
+            }
+        }
+    }
     if !skips.is_empty() {
         failures.push(format!("{} cursor skips: {}", skips.len(), sample(&skips)));
     }
@@ -879,9 +1297,25 @@ fn crash_loop_sync_always_loses_nothing() {
         restart_time,
         started.elapsed(),
     );
+    let before_kill = ledger.c3_replays.iter().filter(|r| r.before_kill).count();
+    let rewinds = ledger.c3_replays.iter().filter(|r| r.rewind).count();
+    println!(
+        "crash: timers: clock_steps={steps} timed_out={timed_out} not_given_back={} double_held={} \
+         close_uncertain={close_uncertain} replays={} (rewinds={rewinds}, before a kill={before_kill}) \
+         replayed_items={replayed} c3_seen={}",
+        not_given_back.len(),
+        double.len(),
+        ledger.c3_replays.len(),
+        c3_last.len(),
+    );
     assert!(
         ledger.acked_sets > 0 && !ledger.q_confirmed.is_empty() && !ledger.c1_got.is_empty(),
         "the load did not get going: nothing acknowledged or read"
+    );
+    assert!(
+        timed_out > 0 && before_kill > 0 && replayed > 0,
+        "the new operations did not happen: {timed_out} open timeouts, {before_kill} replays before a kill, \
+         {replayed} items served again after a replay"
     );
     assert!(
         failures.is_empty(),
@@ -929,7 +1363,8 @@ fn crash_loop_sync_never_restarts_and_keeps_flushed_items() {
             .map(|w| {
                 let c = Conn::connect_addr(addr);
                 let (start, seed) = (next_seq[w as usize], rng.next());
-                thread::spawn(move || (w, writer(c, w, start, seed)))
+                let sh = Arc::new(Shared::default());
+                thread::spawn(move || (w, writer(c, sh, w, start, seed)))
             })
             .collect();
         // Writers target q/f/cq; nothing reads them here, only n is checked.
@@ -940,7 +1375,7 @@ fn crash_loop_sync_never_restarts_and_keeps_flushed_items() {
             let (w, log) = h.join().expect("writer panicked");
             assert!(log.errors.is_empty(), "round {round}: {:?}", log.errors);
             next_seq[w as usize] = log.next_seq;
-            unsynced.extend(log.acked.iter().map(|p| p.0));
+            unsynced.extend(log.acked.iter().map(|a| a.id));
         }
         s.start_again();
 

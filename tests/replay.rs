@@ -130,3 +130,36 @@ fn a_replay_survives_kill_9_once_answered() {
     get(&mut c, "q.d", Some(b"c"));
     c.expect_stats(&[("q.c_items", 2), ("q.d_items", 0)]);
 }
+
+#[test]
+fn enqueue_times_never_go_back_across_a_restart_whose_clock_did() {
+    let mut clock = FakeClock::new();
+    let mut server = start_with_clock(&clock, &[]);
+    let mut c = Conn::connect(&server);
+    let start = clock.now();
+    c.set("q", b"a");
+    clock.advance(100);
+    c.set("q", b"b");
+    drop(c);
+    server.kill9();
+    // The clock steps back a second across the restart: the items stored after it take the
+    // newest stored item's time, so times still grow with ids and a seek still finds them.
+    clock.set(start - 1000);
+    server.restart();
+    let mut c = Conn::connect(&server);
+    for item in [b"c", b"d", b"e", b"f", b"g"] {
+        c.set("q", item);
+        clock.advance(10);
+    }
+    get(&mut c, &format!("q.c/seek={}", start + 50), None);
+    c.expect_stats(&[("q.c_items", 6)]);
+    for item in [b"b", b"c", b"d", b"e", b"f", b"g"] {
+        get(&mut c, "q.c", Some(item));
+    }
+    get(&mut c, "q.c", None);
+    // Once the clock is past the newest time again, items take the clock's time.
+    clock.set(start + 200);
+    c.set("q", b"h");
+    get(&mut c, &format!("q.c/seek={}", start + 101), None);
+    get(&mut c, "q.c", Some(b"h"));
+}

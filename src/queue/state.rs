@@ -44,7 +44,8 @@ pub(crate) struct QueueState {
     total_items: u64,
     expired_items: u64,
     cursors: BTreeMap<String, CursorState>,
-    /// The enqueue time of the newest item since start-up: the next is never older.
+    /// The enqueue time of the newest item (stored at start-up, or since): the next is never
+    /// older, even if the clock stepped back across a restart.
     pub(crate) last_enqueued_ms: u64,
 }
 
@@ -80,6 +81,7 @@ impl QueueState {
                 (name, CursorState::recovered(log, position, remaining))
             })
             .collect();
+        let last_enqueued_ms = log.last_enqueued_ms()?;
         Ok(QueueState {
             deleted: false,
             log,
@@ -95,7 +97,7 @@ impl QueueState {
             total_items: 0,
             expired_items: 0,
             cursors,
-            last_enqueued_ms: 0,
+            last_enqueued_ms,
         })
     }
 

@@ -92,6 +92,14 @@ impl ItemLog {
         Ok(self.tree.last()?.map(|(key, _)| id_of(&key)))
     }
 
+    /// The enqueue time of the newest item stored; 0 if none.
+    pub(crate) fn last_enqueued_ms(&self) -> Result<u64, Error> {
+        Ok(self
+            .tree
+            .last()?
+            .map_or(0, |(_, stored)| Record::from_stored(stored).enqueued_ms()))
+    }
+
     pub(crate) fn len(&self) -> u64 {
         self.tree.len() as u64
     }
