@@ -131,7 +131,7 @@ impl Queue {
         if self.earliest_deadline.load(Ordering::Acquire) >= now {
             return;
         }
-        let wake = self.lock().time_out(now);
+        let (wake, _given_back) = self.lock().time_out(now);
         self.notify(wake);
     }
 }
