@@ -57,9 +57,14 @@ fn global_metric(stat: &str) -> Option<&'static str> {
     })
 }
 
-/// What each per-queue and per-cursor `stats` field is in the scrape.
-fn queue_metric(field: &str, cursor: bool) -> &'static str {
-    match (field, cursor) {
+/// What each per-queue and per-cursor `stats` field is in the scrape: the metric, and the
+/// label that tells it from the other samples of its queue.
+fn queue_metric(field: &str, cursor: bool) -> (&'static str, Option<&'static str>) {
+    if (field, cursor) == ("open_timeouts", false) {
+        let metric = "tern_queue_open_reads_given_back_total";
+        return (metric, Some("reason=\"timeout\""));
+    }
+    let metric = match (field, cursor) {
         ("items", false) => "tern_queue_items",
         ("bytes", false) => "tern_queue_bytes",
         ("total_items", false) => "tern_queue_enqueued_total",
@@ -67,13 +72,13 @@ fn queue_metric(field: &str, cursor: bool) -> &'static str {
         ("open_transactions", false) => "tern_queue_open_reads",
         ("waiters", false) => "tern_queue_waiters",
         ("age_ms", false) => "tern_queue_age_seconds",
-        ("open_timeouts", false) => "tern_queue_open_timeouts_total",
         ("items", true) => "tern_cursor_lag_items",
         ("failed_items", true) => "tern_cursor_failed_items",
         ("open_transactions", true) => "tern_cursor_open_reads",
         ("age_ms", true) => "tern_cursor_lag_seconds",
         _ => panic!("stats has a {field} field the metrics test does not know"),
-    }
+    };
+    (metric, None)
 }
 
 #[track_caller]
@@ -115,11 +120,12 @@ fn scrape_agrees_with_a_stats_snapshot() {
                 .iter()
                 .find_map(|t| Some((*t, rest.strip_prefix(&format!("{t}_"))?)))
                 .unwrap_or_else(|| panic!("unexpected stat {name}"));
-            let labels = match target.split_once('.') {
-                Some((q, c)) => format!("{{queue=\"{q}\",cursor=\"{c}\"}}"),
-                None => format!("{{queue=\"{target}\"}}"),
+            let (metric, label) = queue_metric(field, target.contains('.'));
+            let labels = match (target.split_once('.'), label) {
+                (Some((q, c)), _) => format!("{{queue=\"{q}\",cursor=\"{c}\"}}"),
+                (None, Some(label)) => format!("{{queue=\"{target}\",{label}}}"),
+                (None, None) => format!("{{queue=\"{target}\"}}"),
             };
-            let metric = queue_metric(field, target.contains('.'));
             let got = sample(&samples, &format!("{metric}{labels}"));
             let want: f64 = value.parse().unwrap();
             if field == "age_ms" {
@@ -204,6 +210,75 @@ fn scrape_agrees_with_a_stats_snapshot() {
     assert!(sample(&samples, "tern_commit_wait_seconds_count") >= count("set"));
     assert!(sample(&samples, "tern_commit_writers_count") >= 1.0);
     assert!(sample(&samples, "tern_commit_sync_seconds_count") >= 1.0);
+}
+
+/// The counters `stats` has no line for, after a scripted sequence: items dequeued (a take, a
+/// `/close`; not a cursor read, nor the late `/close` of a read that timed out), discarded
+/// by `discard_old`, and open reads given back by reason (two aborts, one plain and one a
+/// cursor's; two reads held by a connection that closes; one open timeout, on a fake clock).
+#[test]
+fn dequeued_discarded_and_given_back_are_counted_exactly() {
+    let mut clock = FakeClock::new();
+    let (_dir, config) = config_file("[queues.ring]\nmax_items = 2\ndiscard_old = true\n");
+    let clock_args = clock.args();
+    let mut args = vec!["--config", config.as_str(), "--open-timeout", "1000"];
+    args.extend(clock_args.iter().map(String::as_str));
+    let server = Server::start_with_metrics(&args);
+    let mut c = Conn::connect(&server);
+    for data in ["a", "b", "c", "d"] {
+        c.set("q", data.as_bytes());
+    }
+    expect_item(&mut c, "q", b"a");
+    expect_item(&mut c, "q/open", b"b");
+    expect_end(&mut c, "q/close");
+    expect_item(&mut c, "q/open", b"c");
+    expect_end(&mut c, "q/abort");
+    expect_item(&mut c, "q.c/open", b"c");
+    expect_end(&mut c, "q.c/abort");
+    expect_item(&mut c, "q.c", b"c");
+
+    let mut holder = Conn::connect(&server);
+    expect_item(&mut holder, "q/open", b"c");
+    expect_item(&mut holder, "q.c/open", b"d");
+    drop(holder);
+    wait_until("the closed connection's reads to be given back", || {
+        c.stat_u64("queue_q_open_transactions") == 0
+            && c.stat_u64("queue_q.c_open_transactions") == 0
+    });
+
+    expect_item(&mut c, "q/open", b"c");
+    clock.advance(1001);
+    // Late: the read timed out, so this confirms nothing.
+    expect_end(&mut c, "q/close");
+    expect_item(&mut c, "q", b"c");
+
+    for data in ["1", "2", "3", "4"] {
+        c.set("ring", data.as_bytes());
+    }
+    expect_item(&mut c, "ring", b"3");
+    assert_eq!(c.stat_u64("queue_q_open_timeouts"), 1);
+
+    let samples = scrape(server.metrics_addr());
+    let given_back = "tern_queue_open_reads_given_back_total";
+    for (queue, dequeued, discarded, [abort, disconnect, timeout]) in [
+        ("q", 3.0, 0.0, [2.0, 2.0, 1.0]),
+        ("ring", 1.0, 2.0, [0.0; 3]),
+    ] {
+        let q = format!("queue=\"{queue}\"");
+        let counted = [
+            (format!("tern_queue_dequeued_total{{{q}}}"), dequeued),
+            (format!("tern_queue_discarded_total{{{q}}}"), discarded),
+            (format!("{given_back}{{{q},reason=\"abort\"}}"), abort),
+            (
+                format!("{given_back}{{{q},reason=\"disconnect\"}}"),
+                disconnect,
+            ),
+            (format!("{given_back}{{{q},reason=\"timeout\"}}"), timeout),
+        ];
+        for (series, want) in counted {
+            assert_eq!(sample(&samples, &series), want, "{series}");
+        }
+    }
 }
 
 #[test]

@@ -152,3 +152,24 @@ fn a_queues_own_timeout_wins_then_the_command_line_then_defaults() {
     clock.advance(1);
     assert_eq!(worker.stat_u64("queue_q_open_timeouts"), 1);
 }
+
+#[test]
+fn a_check_that_gives_reads_back_logs_one_line_with_the_queue_and_the_count() {
+    let mut clock = FakeClock::new();
+    let server = start_with_clock(&clock, &["--open-timeout", "1000"]);
+    let (mut worker, mut other) = worker_and_other(&server);
+    worker.roundtrip(b"get q/open\r\n", &value_reply("q/open", 0, b"a"));
+    other.roundtrip(b"get q/open\r\n", &value_reply("q/open", 0, b"b"));
+    // Both are due at the same instant, so the first check after it gives both back.
+    clock.advance(1001);
+    other.expect_stats(&[("q_open_timeouts", 2), ("q_open_transactions", 0)]);
+    let line = "queue q: 2 open read(s) given back by the open timeout";
+    // The line is written just after the check that counted them.
+    common::wait_until("the open-timeout line", || server.log().contains(line));
+    let log = server.log();
+    assert_eq!(
+        log.matches("given back by the open timeout").count(),
+        1,
+        "{log}"
+    );
+}

@@ -4,7 +4,7 @@
 //! late the background checker runs.
 
 use super::handle::Queue;
-use super::state::Held;
+use super::state::{GiveBack, Held};
 use super::{Clock, Error};
 use std::sync::Arc;
 
@@ -57,21 +57,22 @@ impl Lease {
     /// Gives the item back: a plain item to the head of its queue, a cursor's to its
     /// failed reads. Both are served before anything newer.
     pub fn abort(mut self) {
-        self.give_back();
+        self.give_back(GiveBack::Abort);
     }
 
-    fn give_back(&mut self) {
+    fn give_back(&mut self, reason: GiveBack) {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
         self.time_out();
-        let wake = self.queue.lock().abort(&self.held, self.id);
+        let wake = self.queue.lock().abort(&self.held, self.id, reason);
         self.queue.notify(wake);
     }
 }
 
+/// A lease dropped without a close or an abort is one its connection held when it closed.
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.give_back();
+        self.give_back(GiveBack::Disconnect);
     }
 }

@@ -16,9 +16,12 @@ use super::item::{Expiry, Item};
 use super::timeout::{Deadlines, Hold};
 
 mod held;
-use super::{Error, Limits, QueueStats, ReadMode};
+mod tally;
+use super::{Error, Limits, ReadMode};
 pub(crate) use held::Held;
 use std::collections::{BTreeMap, HashMap};
+pub(crate) use tally::GiveBack;
+use tally::Tally;
 
 pub(crate) struct QueueState {
     /// Set once the queue is deleted: late closes and aborts on it do nothing.
@@ -37,7 +40,8 @@ pub(crate) struct QueueState {
     open: HashMap<u64, (u64, u64)>,
     /// Deadlines of the open reads, plain and cursor, when the queue has an open timeout.
     pub(crate) deadlines: Deadlines,
-    open_timeouts: u64,
+    /// What left the queue and the open reads given back, counted.
+    tally: Tally,
     /// Items waiting (stored, not open), and their payload bytes.
     items: u64,
     bytes: u64,
@@ -91,7 +95,7 @@ impl QueueState {
             head: HeadIndex::default(),
             open: HashMap::new(),
             deadlines: Deadlines::default(),
-            open_timeouts: 0,
+            tally: Tally::default(),
             items: counts.items,
             bytes: counts.bytes,
             total_items: 0,
@@ -171,9 +175,10 @@ impl QueueState {
                 || state.limits.max_bytes.is_some_and(|max| bytes + len > max)
         };
         while self.limits.discard_old && over(self) {
-            if self.read_plain(ReadMode::Take, now)?.is_none() {
+            if self.head_item(ReadMode::Take, now)?.is_none() {
                 break;
             }
+            self.tally.discarded += 1;
         }
         Ok(())
     }
@@ -259,7 +264,21 @@ impl QueueState {
     }
 
     /// A plain read: the head item that is not held open, skipping and discarding expired ones.
+    /// An item taken counts as dequeued.
     pub(crate) fn read_plain(
+        &mut self,
+        mode: ReadMode,
+        now: u64,
+    ) -> Result<Option<(Item, Option<Held>)>, Error> {
+        let read = self.head_item(mode, now)?;
+        if mode == ReadMode::Take && read.is_some() {
+            self.tally.dequeued += 1;
+        }
+        Ok(read)
+    }
+
+    /// What [`QueueState::read_plain`] reads, uncounted: a take may also be a discard.
+    fn head_item(
         &mut self,
         mode: ReadMode,
         now: u64,
@@ -455,31 +474,6 @@ impl QueueState {
         match self.cursors.remove(name) {
             Some(cursor) => cursor.destroy().map(|()| true),
             None => Ok(false),
-        }
-    }
-
-    pub(crate) fn stats(&self, name: &str, waiters: u64, now: u64) -> QueueStats {
-        let head = self
-            .log
-            .range(self.head_hint, u64::MAX)
-            .filter_map(Result::ok)
-            .find(|(id, _)| !self.open.contains_key(id))
-            .map(|(id, record)| Item::new(id, record));
-        QueueStats {
-            name: name.to_string(),
-            items: self.items,
-            bytes: self.bytes,
-            total_items: self.total_items,
-            expired_items: self.expired_items,
-            open_timeouts: self.open_timeouts,
-            open_transactions: self.open.len() as u64,
-            waiters,
-            age_ms: head.map_or(0, |item| now.saturating_sub(item.enqueued_ms())),
-            cursors: self
-                .cursors
-                .iter()
-                .map(|(name, cursor)| cursor.stats(name, &self.log, self.expiry(now)))
-                .collect(),
         }
     }
 }

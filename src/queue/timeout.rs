@@ -126,13 +126,20 @@ impl Deadlines {
 
 impl Queue {
     /// Gives back the open reads of this queue that are due at `now`, and wakes their readers.
-    /// Costs one atomic load when none is due.
+    /// Costs one atomic load when none is due. Logs one line per check that gave any back.
     pub(crate) fn time_out(&self, now: u64) {
         if self.earliest_deadline.load(Ordering::Acquire) >= now {
             return;
         }
-        let wake = self.lock().time_out(now);
+        let (wake, given_back) = self.lock().time_out(now);
         self.notify(wake);
+        if given_back > 0 {
+            log::info!(
+                "queue {}: {} open read(s) given back by the open timeout",
+                self.name,
+                given_back
+            );
+        }
     }
 }
 

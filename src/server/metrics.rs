@@ -4,8 +4,10 @@
 //! agree and serving pays nothing per item; the HTTP side is in `http`.
 //!
 //! Per-queue and per-cursor metrics come from the same field lists as `stats`
-//! ([`stats::queue_fields`], [`stats::cursor_fields`]): a field added there is exported here
-//! through one row of [`QUEUE_METRICS`] or [`CURSOR_METRICS`].
+//! ([`stats::queue_fields`], [`stats::cursor_fields`]), plus the per-queue counters `stats`
+//! has no line for ([`metric_fields`]): a field added there is exported here through one row
+//! of [`QUEUE_METRICS`] or [`CURSOR_METRICS`]. Rows that share a name are one family, told
+//! apart by their label.
 
 use super::shared::Shared;
 use super::stats::{self, Counters};
@@ -18,13 +20,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub(super) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// How a `stats` field is exported: the `stats` name, the metric's name and help, its type,
-/// and the factor from the `stats` unit to the metric's (milliseconds → seconds).
+/// the factor from the `stats` unit to the metric's (milliseconds → seconds), and a label of
+/// its own (name, value) when rows share the metric.
 struct Row {
     field: &'static str,
     name: &'static str,
     help: &'static str,
     kind: MetricType,
     scale: f64,
+    label: Option<(&'static str, &'static str)>,
 }
 
 const fn row(field: &'static str, name: &'static str, help: &'static str, kind: MetricType) -> Row {
@@ -34,22 +38,43 @@ const fn row(field: &'static str, name: &'static str, help: &'static str, kind: 
         help,
         kind,
         scale: 1.0,
+        label: None,
     }
 }
 
 const fn ms_as_seconds(field: &'static str, name: &'static str, help: &'static str) -> Row {
     Row {
-        field,
-        name,
-        help,
-        kind: MetricType::GAUGE,
         scale: 0.001,
+        ..row(field, name, help, MetricType::GAUGE)
     }
+}
+
+/// Open reads given back, as one sample of [`GIVEN_BACK`] labelled with the `reason`.
+const fn given_back(field: &'static str, reason: &'static str) -> Row {
+    Row {
+        label: Some(("reason", reason)),
+        ..row(field, GIVEN_BACK, GIVEN_BACK_HELP, COUNTER)
+    }
+}
+
+const GIVEN_BACK: &str = "tern_queue_open_reads_given_back_total";
+const GIVEN_BACK_HELP: &str = "Open reads (plain and cursor) given back, by reason: abort \
+    (an explicit /abort), disconnect (the connection closed holding it), timeout (the open \
+    timeout; stats open_timeouts).";
+
+/// The per-queue counters only the metrics export (`stats`'s lines are fixed by SPEC.md).
+fn metric_fields(queue: &QueueStats) -> [(&'static str, u64); 4] {
+    [
+        ("dequeued_items", queue.dequeued_items),
+        ("discarded_items", queue.discarded_items),
+        ("aborted_reads", queue.aborted_reads),
+        ("disconnected_reads", queue.disconnected_reads),
+    ]
 }
 
 use MetricType::{COUNTER, GAUGE};
 
-/// Per queue (label `queue`), from `stats`'s `queue_<q>_<field>`.
+/// Per queue (label `queue`), from `stats`'s `queue_<q>_<field>` and [`metric_fields`].
 #[rustfmt::skip]
 const QUEUE_METRICS: &[Row] = &[
     row("items", "tern_queue_items", "Items waiting to be read (open reads not included).", GAUGE),
@@ -59,7 +84,11 @@ const QUEUE_METRICS: &[Row] = &[
     row("open_transactions", "tern_queue_open_reads", "Plain reads held open (get /open).", GAUGE),
     row("waiters", "tern_queue_waiters", "Blocked reads (get /t=) waiting, cursor readers included.", GAUGE),
     ms_as_seconds("age_ms", "tern_queue_age_seconds", "Age of the oldest waiting item (0 when none)."),
-    row("open_timeouts", "tern_queue_open_timeouts_total", "Open reads given back because they outlived the open timeout.", COUNTER),
+    given_back("open_timeouts", "timeout"),
+    given_back("aborted_reads", "abort"),
+    given_back("disconnected_reads", "disconnect"),
+    row("dequeued_items", "tern_queue_dequeued_total", "Plain items taken by a get or confirmed by a /close (cursor reads remove nothing).", COUNTER),
+    row("discarded_items", "tern_queue_discarded_total", "Waiting items discarded to make room for new ones (discard_old).", COUNTER),
 ];
 
 /// Per cursor (labels `queue`, `cursor`), from `stats`'s `queue_<q>.<c>_<field>`.
@@ -204,34 +233,57 @@ fn server_families(counters: &Counters, queues: &[QueueStats], store: &Store) ->
     families
 }
 
-/// One family per row of [`QUEUE_METRICS`] and [`CURSOR_METRICS`], a sample per queue or
-/// cursor. A `stats` field without a row is left out (the integration test catches that).
+/// One family per metric of [`QUEUE_METRICS`] and [`CURSOR_METRICS`], a sample per queue or
+/// cursor and row. A field without a row is left out (the integration test catches that).
 fn queue_families(queues: &[QueueStats]) -> Vec<MetricFamily> {
-    let mut families: Vec<MetricFamily> = QUEUE_METRICS
+    let mut families: Vec<MetricFamily> = Vec::new();
+    // The family of each row of QUEUE_METRICS then CURSOR_METRICS, by index into `families`.
+    let at: Vec<usize> = QUEUE_METRICS
         .iter()
         .chain(CURSOR_METRICS)
-        .map(|row| family(row.name, row.help, row.kind, []))
+        .map(|row| {
+            let known = families.iter().position(|f| f.name() == row.name);
+            known.unwrap_or_else(|| {
+                families.push(family(row.name, row.help, row.kind, []));
+                families.len() - 1
+            })
+        })
         .collect();
-    let cursor_base = QUEUE_METRICS.len();
+    let (queue_at, cursor_at) = at.split_at(QUEUE_METRICS.len());
     for queue in queues {
         let queue_label = ("queue", queue.name.clone());
-        for (field, value) in stats::queue_fields(queue) {
-            if let Some(at) = QUEUE_METRICS.iter().position(|row| row.field == field) {
-                let value = value as f64 * QUEUE_METRICS[at].scale;
-                push(&mut families[at], std::slice::from_ref(&queue_label), value);
-            }
-        }
+        let fields = stats::queue_fields(queue).into_iter();
+        let rows = (QUEUE_METRICS, queue_at);
+        push_fields(
+            &mut families,
+            rows,
+            fields.chain(metric_fields(queue)),
+            std::slice::from_ref(&queue_label),
+        );
         for cursor in &queue.cursors {
             let labels = [queue_label.clone(), ("cursor", cursor.name.clone())];
-            for (field, value) in stats::cursor_fields(cursor) {
-                if let Some(at) = CURSOR_METRICS.iter().position(|row| row.field == field) {
-                    let value = value as f64 * CURSOR_METRICS[at].scale;
-                    push(&mut families[cursor_base + at], &labels, value);
-                }
-            }
+            let fields = stats::cursor_fields(cursor);
+            push_fields(&mut families, (CURSOR_METRICS, cursor_at), fields, &labels);
         }
     }
     families
+}
+
+/// A sample for each field that has a row, with `labels` and the row's own label.
+fn push_fields(
+    families: &mut [MetricFamily],
+    (rows, at): (&[Row], &[usize]),
+    fields: impl IntoIterator<Item = (&'static str, u64)>,
+    labels: &[(&'static str, String)],
+) {
+    for (field, value) in fields {
+        if let Some(i) = rows.iter().position(|row| row.field == field) {
+            let row = &rows[i];
+            let mut labels = labels.to_vec();
+            labels.extend(row.label.map(|(name, value)| (name, value.to_string())));
+            push(&mut families[at[i]], &labels, value as f64 * row.scale);
+        }
+    }
 }
 
 type Labels = Vec<(&'static str, String)>;

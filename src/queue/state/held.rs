@@ -2,7 +2,7 @@
 //! given back or confirmed only by the open read that holds it (matched by its serial), so
 //! a late close from a holder whose read timed out never touches the item's next holder.
 
-use super::{CursorState, Error, QueueState};
+use super::{CursorState, Error, GiveBack, QueueState};
 use crate::queue::timeout::Hold;
 
 /// What a lease refers to, so it can be closed or aborted later.
@@ -39,6 +39,7 @@ impl QueueState {
                     self.log.remove(id)?;
                     self.open.remove(&id);
                     self.removed(id, *len, true);
+                    self.tally.dequeued += 1;
                 }
             }
             Held::Cursor {
@@ -56,23 +57,28 @@ impl QueueState {
     }
 
     /// Cancels a read: a plain item goes back to the head, a cursor's to its failed reads.
-    /// Returns how many plain readers to wake.
-    pub(crate) fn abort(&mut self, held: &Held, id: u64) -> usize {
+    /// Counted under `reason` if it was still held. Returns how many plain readers to wake.
+    pub(crate) fn abort(&mut self, held: &Held, id: u64, reason: GiveBack) -> usize {
         self.deadlines.remove(held);
-        usize::from(self.give_back(held, id) == Some(true))
+        let given_back = self.give_back(held, id);
+        if given_back.is_some() {
+            self.tally.given_back(reason);
+        }
+        usize::from(given_back == Some(true))
     }
 
     /// Gives back every open read due at `now` (see `timeout`), counting them. Returns how
-    /// many plain readers to wake.
-    pub(crate) fn time_out(&mut self, now: u64) -> usize {
-        let mut wake = 0;
+    /// many plain readers to wake, and how many reads were given back.
+    pub(crate) fn time_out(&mut self, now: u64) -> (usize, u64) {
+        let (mut wake, mut given_back) = (0, 0);
         for (held, id) in self.deadlines.take_due(now) {
             if let Some(plain) = self.give_back(&held, id) {
-                self.open_timeouts += 1;
+                given_back += 1;
                 wake += usize::from(plain);
             }
         }
-        wake
+        self.tally.timed_out += given_back;
+        (wake, given_back)
     }
 
     /// An open read goes back: `Some(true)` to the queue's head, `Some(false)` to its
