@@ -158,16 +158,33 @@ impl CursorState {
         }
     }
 
-    /// Items at or after the position, for the clean-shutdown snapshot.
-    pub(crate) fn remaining(&self, items: &ItemLog) -> u64 {
-        self.remaining
-            .unwrap_or_else(|| items.ids_from(self.position).count() as u64)
+    /// Items at or after the position, of the `stored` items of the queue. After a seek they
+    /// are counted from whichever end of the log is nearer the position (those after it, or
+    /// `stored` minus those before it), a step on each side in turn: twice the smaller side,
+    /// so a seek far back on a deep queue costs as little to count as one near the tail.
+    pub(crate) fn remaining(&self, items: &ItemLog, stored: u64) -> u64 {
+        if let Some(remaining) = self.remaining {
+            return remaining;
+        }
+        let mut after = items.ids_from(self.position);
+        let mut before = items.ids_below(self.position);
+        let (mut counted_after, mut counted_before) = (0u64, 0u64);
+        loop {
+            if after.next().is_none() {
+                return counted_after;
+            }
+            counted_after += 1;
+            if before.next().is_none() {
+                return stored.saturating_sub(counted_before);
+            }
+            counted_before += 1;
+        }
     }
 
     /// Counts the items left after a seek, if not done yet (see `remaining`).
-    pub(crate) fn count_remaining(&mut self, items: &ItemLog) {
+    pub(crate) fn count_remaining(&mut self, items: &ItemLog, stored: u64) {
         if self.remaining.is_none() {
-            self.remaining = Some(self.remaining(items));
+            self.remaining = Some(self.remaining(items, stored));
         }
     }
 

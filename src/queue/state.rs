@@ -118,7 +118,12 @@ impl QueueState {
             remaining: self
                 .cursors
                 .iter()
-                .map(|(name, cursor)| (name.clone(), cursor.remaining(&self.log)))
+                .map(|(name, cursor)| {
+                    (
+                        name.clone(),
+                        cursor.remaining(&self.log, self.stored_items()),
+                    )
+                })
                 .collect(),
         }
     }
@@ -248,8 +253,9 @@ impl QueueState {
     /// ([`Queue::lock_settled`](super::handle::Queue::lock_settled)): then every reserved
     /// item is in the log, and the count is exact.
     pub(crate) fn count_cursors(&mut self) {
+        let stored = self.stored_items();
         for cursor in self.cursors.values_mut() {
-            cursor.count_remaining(&self.log);
+            cursor.count_remaining(&self.log, stored);
         }
     }
 

@@ -87,6 +87,14 @@ impl ItemLog {
             .map(|key| Ok(id_of(&key?)))
     }
 
+    /// Ids below `to`, in order, without reading the items.
+    pub(crate) fn ids_below(&self, to: u64) -> impl Iterator<Item = Result<u64, Error>> + '_ {
+        self.tree
+            .range(..key(to))
+            .keys()
+            .map(|key| Ok(id_of(&key?)))
+    }
+
     /// The highest id stored.
     pub(crate) fn last_id(&self) -> Result<Option<u64>, Error> {
         Ok(self.tree.last()?.map(|(key, _)| id_of(&key)))
