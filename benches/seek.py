@@ -14,7 +14,8 @@ its whole reply) of:
 - `get depth.c/rewind`;
 - the first `stats` after a seek back to the oldest items, which counts what is left after
   the cursor (a seek does not count it), a `set` on another connection sent 50 ms into that
-  `stats`, and the `stats` right after it;
+  `stats`, and the `stats` right after it; and the first `stats` after a seek to the middle,
+  the worst case of that count (half the queue on either side);
 - `get depth.c` after a seek (the item found there).
 
 It does so under --sync never, then restarts tern gracefully with --sync always on the same
@@ -117,11 +118,19 @@ def measure(client, setter, first_ms, last_ms, probes, stats_probes, rng):
         took, _ = roundtrip(client, b"stats\r\n", b"END\r\n")
         stats_again.append(took)
     items = [line for line in reply.split(b"\r\n") if b"depth.c_items" in line]
+    # The worst case of that count: a seek to the middle, half the queue on each side.
+    stats_middle = []
+    for _ in range(stats_probes):
+        roundtrip(client, b"get depth.c/seek=%d\r\n" % last_ms, b"END\r\n")
+        roundtrip(client, b"get depth.c/seek=%d\r\n" % ((first_ms + last_ms) // 2), b"END\r\n")
+        took, _ = roundtrip(client, b"stats\r\n", b"END\r\n")
+        stats_middle.append(took)
     rows.append(summary("`get depth.c/seek=<ms>`", seeks, "< 10 ms"))
     rows.append(summary("`get depth.c/rewind`", rewinds, "< 10 ms"))
     rows.append(summary("`get depth.c` right after a seek", reads, "-"))
     rows.append(summary("first `stats` after a seek back to the oldest", stats_first, "(reported)"))
     rows.append(summary("a `set` sent 50 ms into that `stats`", sets, "-"))
+    rows.append(summary("first `stats` after a seek to the middle", stats_middle, "(reported)"))
     rows.append(summary("`stats` again", stats_again, "-"))
     return rows, items
 
