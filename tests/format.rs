@@ -85,7 +85,7 @@ fn an_unknown_format_version_refuses_to_start() {
     assert!(!started.status.success());
     let stderr = String::from_utf8_lossy(&started.stderr);
     assert!(stderr.contains("format version 99"), "stderr: {stderr}");
-    assert!(stderr.contains("reads version 1"), "stderr: {stderr}");
+    assert!(stderr.contains("reads version 2"), "stderr: {stderr}");
     // The refused directory still says what it is.
     let db = sled::open(data.path().join("store-1")).unwrap();
     let format = db

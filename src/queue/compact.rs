@@ -83,7 +83,7 @@ impl Store {
         let registry = self.write_registry();
         let mut states: Vec<_> = registry
             .iter()
-            .map(|(name, queue)| (name, queue.lock_settled()))
+            .map(|(name, queue)| (name, queue.lock()))
             .collect();
         let old = self.disk();
         let before = disk::directory_size(old.dir());

@@ -151,40 +151,22 @@ impl CursorState {
         }
     }
 
-    /// An added item `id` was taken back (a failed insert).
-    pub(crate) fn unadded(&mut self, id: u64) {
-        if self.position <= id {
-            self.less();
-        }
-    }
-
-    /// Items at or after the position, of the `stored` items of the queue. After a seek they
-    /// are counted from whichever end of the log is nearer the position (those after it, or
-    /// `stored` minus those before it), a step on each side in turn: twice the smaller side,
-    /// so a seek far back on a deep queue costs as little to count as one near the tail.
-    pub(crate) fn remaining(&self, items: &ItemLog, stored: u64) -> u64 {
-        if let Some(remaining) = self.remaining {
-            return remaining;
-        }
-        let mut after = items.ids_from(self.position);
-        let mut before = items.ids_below(self.position);
-        let (mut counted_after, mut counted_before) = (0u64, 0u64);
-        loop {
-            if after.next().is_none() {
-                return counted_after;
-            }
-            counted_after += 1;
-            if before.next().is_none() {
-                return stored.saturating_sub(counted_before);
-            }
-            counted_before += 1;
+    /// Items at or after the position (after a seek, counted from the index: no item is
+    /// read, whatever the depth).
+    pub(crate) fn remaining(&self, items: &ItemLog) -> u64 {
+        match self.remaining {
+            Some(remaining) => remaining,
+            None => items.count_from(self.position).unwrap_or_else(|e| {
+                log::error!("cannot count the items left to a cursor: {}", e);
+                0
+            }),
         }
     }
 
     /// Counts the items left after a seek, if not done yet (see `remaining`).
-    pub(crate) fn count_remaining(&mut self, items: &ItemLog, stored: u64) {
+    pub(crate) fn count_remaining(&mut self, items: &ItemLog) {
         if self.remaining.is_none() {
-            self.remaining = Some(self.remaining(items, stored));
+            self.remaining = Some(self.remaining(items));
         }
     }
 

@@ -48,7 +48,7 @@ pub fn export(config: &Config, out: &mut impl Write) -> Result<Summary, Error> {
             message,
         )));
     }
-    let disk = open(config, generation::current(&config.path)?)?;
+    let disk = Disk::open_current(&config.path, config.cache_bytes, config.sled_flushes())?;
     let queues = disk.queues()?;
     let mut summary = Summary::default();
     writeln!(out, "{HEADER}")?;
@@ -101,8 +101,10 @@ fn write_item(out: &mut impl Write, prefix: &str, item: &Item) -> Result<(), Err
 /// import leaves the directory as it was.
 pub fn import(config: &Config, input: &mut impl BufRead) -> Result<Summary, Error> {
     std::fs::create_dir_all(&config.path)?;
+    let has_queues = Disk::open_current(&config.path, config.cache_bytes, config.sled_flushes())?
+        .has_queues()?;
     let current = generation::current(&config.path)?;
-    if open(config, current.clone())?.has_queues() {
+    if has_queues {
         return Err(bad(format!(
             "{} already holds queues: import into an empty directory",
             config.path.display()
@@ -151,6 +153,7 @@ fn read_export(disk: &mut Disk, input: &mut impl BufRead) -> Result<Summary, Err
             ["item", queue, rest @ ..] => {
                 let (id, record) = read_item(input, rest)?;
                 disk.queue_log(queue)?.append(id, &record)?;
+                disk.write_out_if_large()?;
                 max_id = max_id.max(Some(id));
                 summary.items += 1;
             }

@@ -1,4 +1,11 @@
-//! Making writes durable: group commit for `--sync always`, a periodic sync for `--sync <N>ms`.
+//! Making writes durable: group commit for `--sync always`, a periodic sync for `--sync <N>ms`;
+//! and in every mode, writing what writers appended in memory out to the files.
+//!
+//! With `--sync always` each group commit writes and syncs. Otherwise a ticker writes out
+//! every [`WRITE_EVERY`] and syncs every period (`<N>ms`) or every [`NEVER_SYNC_EVERY`]
+//! (`never`: that sync is what gives the disk of drained queues back); a writer that finds
+//! more than [`PENDING_LIMIT`] bytes waiting asks for a write-out and waits for it, which
+//! bounds the memory a fast producer can fill.
 //!
 //! What a durable sync is belongs to the on-disk layout ([`Syncer`]); when to run one is
 //! decided here. Syncs run on one dedicated thread, never on an executor thread; every
@@ -7,7 +14,7 @@
 use super::disk::Syncer;
 use super::Error;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -86,16 +93,28 @@ pub enum SyncMode {
     Always,
     /// Every so often: a crash loses at most this much of acknowledged writes.
     Every(Duration),
-    /// When sled and the operating system decide.
+    /// When the operating system decides (tern syncs about once a second regardless).
     Never,
 }
+
+/// How often appended items are written out when writes do not wait for a sync.
+const WRITE_EVERY: Duration = Duration::from_millis(10);
+/// How often `--sync always` commits what readers removed while nothing is written.
+const REMOVALS_EVERY: Duration = Duration::from_millis(200);
+/// How often `--sync never` syncs anyway.
+const NEVER_SYNC_EVERY: Duration = Duration::from_secs(1);
+/// Bytes appended and not written out above which a writer waits for a write-out.
+const PENDING_LIMIT: u64 = 32 * 1024 * 1024;
 
 type Reply = async_channel::Sender<Result<(), String>>;
 
 pub(crate) struct Durability {
     mode: SyncMode,
-    /// Group-commit requests (`Always`) or the ticker's stop signal (`Every`, dropped on drop).
+    /// Group-commit requests (`Always`) or write-out requests to the ticker; dropping it
+    /// stops the thread.
     requests: Option<mpsc::Sender<Reply>>,
+    /// Bytes waiting to be written out (the commit's count; replaced with the database).
+    pending: RwLock<Arc<AtomicU64>>,
     /// Writes since start, so the ticker can skip idle periods.
     writes: Arc<AtomicU64>,
     /// What a sync syncs; replaced when compaction switches databases.
@@ -106,28 +125,30 @@ pub(crate) struct Durability {
 impl Durability {
     pub(crate) fn start(syncer: Syncer, mode: SyncMode) -> Result<Durability, Error> {
         let writes = Arc::new(AtomicU64::new(0));
+        let pending = syncer.pending();
         let target = Arc::new(Mutex::new(syncer));
         let metrics = Arc::new(CommitMetrics::new());
-        let requests = match mode {
-            SyncMode::Never => None,
-            SyncMode::Always | SyncMode::Every(_) => {
-                let (sender, receiver) = mpsc::channel();
-                let (ticker_writes, target) = (writes.clone(), target.clone());
-                let metrics = metrics.clone();
-                thread::Builder::new()
-                    .name("tern-sync".into())
-                    .spawn(move || match mode {
-                        SyncMode::Every(period) => {
-                            tick_loop(&target, &metrics, receiver, period, ticker_writes)
-                        }
-                        _ => group_commit_loop(&target, &metrics, receiver),
-                    })?;
-                Some(sender)
-            }
-        };
+        let (sender, receiver) = mpsc::channel();
+        let (ticker_writes, thread_target) = (writes.clone(), target.clone());
+        let thread_metrics = metrics.clone();
+        thread::Builder::new()
+            .name("tern-sync".into())
+            .spawn(move || {
+                let (target, metrics) = (&thread_target, &thread_metrics);
+                match mode {
+                    SyncMode::Always => group_commit_loop(target, metrics, receiver),
+                    SyncMode::Every(period) => {
+                        tick_loop(target, metrics, receiver, period, ticker_writes)
+                    }
+                    SyncMode::Never => {
+                        tick_loop(target, metrics, receiver, NEVER_SYNC_EVERY, ticker_writes)
+                    }
+                }
+            })?;
         Ok(Durability {
             mode,
-            requests,
+            requests: Some(sender),
+            pending: RwLock::new(pending),
             writes,
             target,
             metrics,
@@ -147,6 +168,7 @@ impl Durability {
     /// From now on, syncs go to another database (after compaction switched databases).
     /// Waits for a sync in progress on the old one.
     pub(crate) fn switch(&self, syncer: Syncer) {
+        *self.pending.write().unwrap_or_else(|e| e.into_inner()) = syncer.pending();
         *lock(&self.target) = syncer;
     }
 
@@ -170,8 +192,21 @@ impl Durability {
     /// sync serves all the writes that waited for it. Otherwise returns at once.
     pub(crate) async fn wait(&self) -> Result<(), Error> {
         if self.mode != SyncMode::Always {
-            return Ok(());
+            if self.pending_bytes() <= PENDING_LIMIT {
+                return Ok(());
+            }
+            return self.ask().await;
         }
+        self.ask().await
+    }
+
+    fn pending_bytes(&self) -> u64 {
+        let pending = self.pending.read().unwrap_or_else(|e| e.into_inner());
+        pending.load(Ordering::Relaxed)
+    }
+
+    /// Sends a request to the sync thread and waits for its answer.
+    async fn ask(&self) -> Result<(), Error> {
         let started = Instant::now();
         let (reply, done) = async_channel::bounded(1);
         let sent = self.requests.as_ref().map(|requests| requests.send(reply));
@@ -195,14 +230,25 @@ fn lock(target: &Mutex<Syncer>) -> std::sync::MutexGuard<'_, Syncer> {
 }
 
 /// Waits for a request, takes every request that queued meanwhile, syncs once, answers all.
+/// Between requests, commits what readers changed (removals) every [`REMOVALS_EVERY`].
 fn group_commit_loop(
     target: &Mutex<Syncer>,
     metrics: &CommitMetrics,
     requests: mpsc::Receiver<Reply>,
 ) {
-    while let Ok(first) = requests.recv() {
-        let mut batch = vec![first];
-        batch.extend(requests.try_iter());
+    loop {
+        let batch: Vec<Reply> = match requests.recv_timeout(REMOVALS_EVERY) {
+            Ok(first) => std::iter::once(first).chain(requests.try_iter()).collect(),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if lock(target).has_changes() {
+                    if let Err(e) = metrics.timed_sync(target) {
+                        log::error!("sync failed: {}", e);
+                    }
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         metrics.writers.observe(batch.len() as f64);
         let result = metrics.timed_sync(target).map_err(|e| e.to_string());
         for reply in batch {
@@ -212,26 +258,53 @@ fn group_commit_loop(
     }
 }
 
+/// Writes out every [`WRITE_EVERY`] (and at once when asked), syncs every `period`.
 fn tick_loop(
     target: &Mutex<Syncer>,
     metrics: &CommitMetrics,
-    stop: mpsc::Receiver<Reply>,
+    requests: mpsc::Receiver<Reply>,
     period: Duration,
     writes: Arc<AtomicU64>,
 ) {
     let mut synced = 0;
-    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(period) {
+    let mut written_since_sync = false;
+    let mut last_sync = Instant::now();
+    loop {
+        let asked: Vec<Reply> = match requests.recv_timeout(WRITE_EVERY) {
+            Ok(first) => std::iter::once(first).chain(requests.try_iter()).collect(),
+            Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         let now = writes.load(Ordering::Relaxed);
-        if now != synced {
-            match metrics.timed_sync(target) {
-                Ok(()) => {
-                    synced = now;
-                    // Tests wait for this line instead of guessing when the timer has fired.
-                    log::debug!("periodic sync: writes 1 to {now} since start are on disk");
+        if last_sync.elapsed() >= period {
+            last_sync = Instant::now();
+            // Removals count too: a sync is what gives emptied segments back.
+            if now != synced || std::mem::take(&mut written_since_sync) {
+                match metrics.timed_sync(target) {
+                    Ok(()) => {
+                        synced = now;
+                        // Tests wait for this line instead of guessing when the timer has fired.
+                        log::debug!("periodic sync: writes 1 to {now} since start are on disk");
+                    }
+                    // Tried again at the next tick.
+                    Err(e) => log::error!("periodic sync failed: {}", e),
                 }
-                // Tried again at the next tick.
-                Err(e) => log::error!("periodic sync failed: {}", e),
             }
+        }
+        let mut syncer = lock(target);
+        let written = match syncer.has_changes() {
+            true => {
+                written_since_sync = true;
+                syncer.write_out().map_err(|e| e.to_string())
+            }
+            false => Ok(()),
+        };
+        drop(syncer);
+        if let Err(e) = &written {
+            log::error!("writing out failed: {}", e);
+        }
+        for reply in asked {
+            let _ = reply.try_send(written.clone());
         }
     }
 }

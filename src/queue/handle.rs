@@ -1,9 +1,9 @@
-//! One queue as the store shares it: its state behind a mutex, the events its readers wait
-//! on, and the inserts in flight outside the lock.
+//! One queue as the store shares it: its state behind a mutex, and the events its readers
+//! wait on.
 
 use super::state::QueueState;
 use event_listener::Event;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 
@@ -16,8 +16,6 @@ pub(crate) struct Queue {
     pub(crate) broadcast_event: Event,
     /// Blocked gets on this queue, for `stats`.
     pub(crate) waiters: AtomicUsize,
-    /// Inserts running outside the lock; see [`Queue::lock_settled`].
-    pub(crate) inserting: AtomicUsize,
     /// The earliest open-read deadline of the state, checked without its lock (see `timeout`).
     pub(crate) earliest_deadline: Arc<AtomicU64>,
 }
@@ -31,7 +29,6 @@ impl Queue {
             plain_event: Event::new(),
             broadcast_event: Event::new(),
             waiters: AtomicUsize::new(0),
-            inserting: AtomicUsize::new(0),
         }
     }
 
@@ -40,17 +37,6 @@ impl Queue {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The lock, once no insert is in flight: for whatever needs every reserved item stored
-    /// (flush, delete, compaction, the final snapshot). No insert can start while the lock is
-    /// held, and one in flight never waits for anything, so this spins only briefly.
-    pub(crate) fn lock_settled(&self) -> MutexGuard<'_, QueueState> {
-        let guard = self.lock();
-        while self.inserting.load(Ordering::Acquire) > 0 {
-            std::thread::yield_now();
-        }
-        guard
     }
 
     /// Wakes readers after items became available.

@@ -24,29 +24,17 @@ impl Hidden {
     /// Shows `id` to readers; returns how many items became readable (0 while an older id is
     /// still hidden). `None`: `id` was not hidden.
     pub(crate) fn show(&mut self, id: u64) -> Option<usize> {
-        self.release(id, true)
-    }
-
-    /// Forgets `id`, whose write failed; returns how many items waiting behind it became
-    /// readable. `None`: `id` was not hidden.
-    pub(crate) fn remove(&mut self, id: u64) -> Option<usize> {
-        self.release(id, false)
-    }
-
-    fn release(&mut self, id: u64, stored: bool) -> Option<usize> {
         let oldest = self.first();
         if !self.ids.remove(&id) {
             return None;
         }
         if id != oldest {
-            if stored {
-                self.blocked.insert(id);
-            }
+            self.blocked.insert(id);
             return Some(0);
         }
         // The oldest went: what waited behind it, up to the next hidden id, is readable now.
         let still_blocked = self.blocked.split_off(&self.first());
-        let readable = usize::from(stored) + self.blocked.len();
+        let readable = 1 + self.blocked.len();
         self.blocked = still_blocked;
         Some(readable)
     }
@@ -98,18 +86,6 @@ mod tests {
         assert_eq!(hidden.show(1), Some(2));
         assert_eq!(hidden.first(), 3);
         assert_eq!(hidden.show(3), Some(3));
-    }
-
-    #[test]
-    fn a_failed_write_releases_what_waited_behind_it() {
-        let mut hidden = Hidden::default();
-        for id in [1, 2, 3] {
-            hidden.insert(id);
-        }
-        assert_eq!(hidden.show(2), Some(0));
-        assert_eq!(hidden.remove(1), Some(1), "2 is readable, 1 is gone");
-        assert_eq!(hidden.remove(1), None);
-        assert_eq!(hidden.show(3), Some(1));
     }
 
     #[test]

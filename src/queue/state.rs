@@ -118,12 +118,7 @@ impl QueueState {
             remaining: self
                 .cursors
                 .iter()
-                .map(|(name, cursor)| {
-                    (
-                        name.clone(),
-                        cursor.remaining(&self.log, self.stored_items()),
-                    )
-                })
+                .map(|(name, cursor)| (name.clone(), cursor.remaining(&self.log)))
                 .collect(),
         }
     }
@@ -198,22 +193,6 @@ impl QueueState {
         self.cursors.values_mut().for_each(CursorState::added);
     }
 
-    /// Undoes [`QueueState::reserve`] after a failed insert (unless a flush dropped it first).
-    /// Returns how many items waiting behind it became readable.
-    pub(crate) fn unreserve(&mut self, id: u64, len: u64) -> usize {
-        let Some(readable) = self.hidden.remove(id) else {
-            return 0;
-        };
-        self.head.forget();
-        self.items -= 1;
-        self.bytes -= len;
-        self.total_items -= 1;
-        for cursor in self.cursors.values_mut() {
-            cursor.unadded(id);
-        }
-        readable
-    }
-
     /// The write of `id` is stored and as durable as the sync mode promises (or failed for
     /// good): readers may now see it. Returns how many items became readable, so that as many
     /// plain readers are woken (see [`Hidden::show`]).
@@ -249,13 +228,10 @@ impl QueueState {
         Ok(())
     }
 
-    /// Counts what is left to each cursor moved by a seek. Call with no insert in flight
-    /// ([`Queue::lock_settled`](super::handle::Queue::lock_settled)): then every reserved
-    /// item is in the log, and the count is exact.
+    /// Counts what is left to each cursor moved by a seek.
     pub(crate) fn count_cursors(&mut self) {
-        let stored = self.stored_items();
         for cursor in self.cursors.values_mut() {
-            cursor.count_remaining(&self.log, stored);
+            cursor.count_remaining(&self.log);
         }
     }
 
@@ -442,7 +418,7 @@ impl QueueState {
     /// their failed reads (their open reads stay open).
     pub(crate) fn flush(&mut self) -> Result<(), Error> {
         let open = &self.open;
-        self.log.retain(|id| open.contains_key(&id))?;
+        self.log.retain_only(open.keys().copied())?;
         self.items = 0;
         self.bytes = 0;
         self.head_hint = 0;

@@ -1,7 +1,7 @@
 //! The store: the registry of queues, opening and closing the data directory, and the
 //! operations on whole queues (read, delete, flush, stats).
 
-use super::disk::{self, generation, Disk};
+use super::disk::{self, Disk};
 use super::durability::Durability;
 use super::handle::Queue;
 use super::lease::Lease;
@@ -18,9 +18,8 @@ pub struct Store {
 }
 
 pub(crate) struct Shared {
-    /// The database in use; compaction replaces it while it holds every queue's lock (and no
-    /// insert is in flight: see [`Queue::lock_settled`]), so it may be looked at only under a
-    /// queue's lock or the registry's write lock, or during an insert counted in flight.
+    /// The database in use; compaction replaces it while it holds every queue's lock, so it
+    /// may be looked at only under a queue's lock or the registry's write lock.
     pub(crate) disk: RwLock<Arc<Disk>>,
     pub(crate) config: Config,
     queues: RwLock<BTreeMap<String, Arc<Queue>>>,
@@ -29,14 +28,18 @@ pub(crate) struct Shared {
 }
 
 impl Drop for Shared {
-    /// Cursor positions are saved lazily; a store dropped without [`Store::close`] still keeps
-    /// them (only a crash can lose the last few moves).
+    /// Cursor positions and removals are saved lazily; a store dropped without
+    /// [`Store::close`] still keeps them (only a crash can lose the last few).
     fn drop(&mut self) {
         let queues = self.queues.read().unwrap_or_else(|e| e.into_inner());
         for (name, queue) in queues.iter() {
             if let Err(e) = queue.lock().save_cursors() {
                 log::error!("cannot save the cursors of {}: {}", name, e);
             }
+        }
+        // What is still in memory (items, removals) goes to the files too.
+        if let Err(e) = self.durability.sync_now() {
+            log::error!("cannot write the queues out: {}", e);
         }
     }
 }
@@ -46,8 +49,7 @@ impl Store {
     /// were open when the server stopped or crashed are waiting again.
     pub fn open(config: &Config) -> Result<Store, Error> {
         std::fs::create_dir_all(&config.path)?;
-        let dir = generation::current(&config.path)?;
-        let disk = Disk::open(dir, config.cache_bytes, config.sled_flushes())?;
+        let disk = Disk::open_current(&config.path, config.cache_bytes, config.sled_flushes())?;
         let snapshot = disk.take_snapshot()?;
         let mut queues = BTreeMap::new();
         for recovered in disk.recover()? {
@@ -172,7 +174,7 @@ impl Store {
                 match queues.remove(queue) {
                     None => false,
                     Some(handle) => {
-                        handle.lock_settled().delete()?;
+                        handle.lock().delete()?;
                         // Waiters look the queue up again and find a new one.
                         handle.plain_event.notify(usize::MAX);
                         handle.broadcast_event.notify(usize::MAX);
@@ -195,7 +197,7 @@ impl Store {
     pub async fn flush(&self, queue: &str, cursor: Option<&str>) -> Result<(), Error> {
         if let Some(handle) = self.find(queue) {
             {
-                let mut state = handle.lock_settled();
+                let mut state = handle.lock();
                 if !state.deleted {
                     match cursor {
                         None => state.flush()?,
@@ -225,7 +227,7 @@ impl Store {
             .map(|queue| {
                 queue.time_out(now);
                 let waiters = queue.waiters.load(std::sync::atomic::Ordering::Relaxed) as u64;
-                let mut state = queue.lock_settled();
+                let mut state = queue.lock();
                 // Expired items never count, discarded or not yet.
                 if let Err(e) = state.expire_heads(now) {
                     log::error!("cannot discard expired items of {}: {}", queue.name, e);
@@ -273,7 +275,7 @@ impl Store {
         let queues = self.write_registry();
         let mut states: Vec<_> = queues
             .iter()
-            .map(|(name, queue)| (name.as_str(), queue.lock_settled()))
+            .map(|(name, queue)| (name.as_str(), queue.lock()))
             .collect();
         for (_, state) in &mut states {
             state.save_cursors()?;

@@ -1,14 +1,13 @@
-//! The write path: reserve an id under the queues' locks, append outside them, then show the
-//! item to readers once it is as durable as the sync mode promises.
+//! The write path: take an id and append the item under the queues' locks, then show it to
+//! readers once it is as durable as the sync mode promises.
 //!
-//! Reserving under the lock and hiding the id until [`Pending`] is dropped is what keeps a
-//! cursor from passing an item that is not stored yet; appending outside the lock keeps the
-//! producers of one queue from waiting on each other's storage call.
+//! Hiding the id until [`Pending`] is dropped is what keeps a reader from taking an item that
+//! a crash could still undo; appending is a copy into memory (the commit writes it out), so
+//! producers of one queue wait on each other only for that copy.
 
 use super::disk::{ItemLog, Record};
 use super::handle::Queue;
 use super::{Error, Store};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 impl Store {
@@ -43,27 +42,7 @@ impl Store {
         names.sort_unstable();
         names.dedup();
         self.shared.space.check(self.now_ms())?;
-        let len = data.len() as u64;
-        let Reserved {
-            queues,
-            id,
-            logs,
-            enqueued_ms,
-        } = self.reserve(&names, len)?;
-        let record = Record::new(flags, expires_ms, enqueued_ms, data);
-        let appended = {
-            let _inserting = Inserting(&queues);
-            ItemLog::append_to_all(&logs, id, &record)
-        };
-        if let Err(e) = appended {
-            for queue in &queues {
-                let readable = queue.lock().unreserve(id, len);
-                if readable > 0 {
-                    queue.notify(readable);
-                }
-            }
-            return Err(e);
-        }
+        let (queues, id) = self.reserve(&names, flags, expires_ms, data)?;
         let durability = &self.shared.durability;
         durability.note_write();
         if durability.waits() {
@@ -78,11 +57,20 @@ impl Store {
         })
     }
 
-    /// Takes an id for a new item of `len` bytes in every named queue (sorted, distinct),
-    /// hidden from readers and counted as in flight: all or none, if they all have room.
-    /// The enqueue time is read under the locks too, and never goes back within a queue, so
-    /// that times grow with ids (what a seek relies on).
-    fn reserve(&self, names: &[&str], len: u64) -> Result<Reserved, Error> {
+    /// Takes an id for the new item in every named queue (sorted, distinct) and appends it
+    /// there, hidden from readers until shown: all or none, if they all have room. The
+    /// enqueue time is read under the locks too, and never goes back within a queue, so that
+    /// times grow with ids (what a seek relies on). Appending is a copy into memory (the
+    /// commit writes it out), so it happens under the locks, which keeps each queue's items
+    /// in id order.
+    fn reserve(
+        &self,
+        names: &[&str],
+        flags: u32,
+        expires_ms: Option<u64>,
+        data: &[u8],
+    ) -> Result<(Vec<Arc<Queue>>, u64), Error> {
+        let len = data.len() as u64;
         loop {
             let queues = names
                 .iter()
@@ -105,46 +93,21 @@ impl Store {
                 guard.make_room(len, now)?;
             }
             let id = self.disk().next_id()?;
+            let record = Record::new(flags, expires_ms, now, data);
+            let logs: Vec<ItemLog> = guards.iter().map(|guard| guard.log.clone()).collect();
+            ItemLog::append_to_all(&logs, id, &record)?;
             for guard in &mut guards {
                 guard.reserve(id, len);
                 guard.last_enqueued_ms = now;
             }
-            let logs = guards.iter().map(|guard| guard.log.clone()).collect();
-            for queue in &queues {
-                queue.inserting.fetch_add(1, Ordering::Relaxed);
-            }
             drop(guards);
-            return Ok(Reserved {
-                queues,
-                id,
-                logs,
-                enqueued_ms: now,
-            });
+            return Ok((queues, id));
         }
     }
 
     /// Returns once every write made so far is as durable as the sync mode promises.
     pub async fn sync(&self) -> Result<(), Error> {
         self.shared.durability.wait().await
-    }
-}
-
-/// An id taken in some queues, and where to append its item.
-struct Reserved {
-    queues: Vec<Arc<Queue>>,
-    id: u64,
-    logs: Vec<ItemLog>,
-    enqueued_ms: u64,
-}
-
-/// Marks inserts in flight on these queues until dropped; see [`Queue::lock_settled`].
-struct Inserting<'a>(&'a [Arc<Queue>]);
-
-impl Drop for Inserting<'_> {
-    fn drop(&mut self) {
-        for queue in self.0 {
-            queue.inserting.fetch_sub(1, Ordering::Release);
-        }
     }
 }
 

@@ -1,213 +1,621 @@
-//! [`ItemLog`]: the items of one queue, or the failed reads of one cursor, addressed by id;
-//! and [`CursorLog`]: where a cursor stands, with its failed reads.
+//! [`ItemLog`]: the items of one queue, addressed by id, in format 2.
+//!
+//! New items join the queue's open run in memory, in id order (they are appended under the
+//! queue's lock); the commit ([`super::engine`]) writes runs out as packs. Older items are
+//! in packs, found through the index by id and read back a pack at a time (the last packs
+//! read stay cached, so a reader walking the queue reads each pack once). A removed item is
+//! only a number in the queue's [`Removed`] ranges until its whole pack can go.
 
-use super::record::{self, id_of, key, Record};
+use super::engine::{lock, Engine, PACK_BYTES};
+use super::index::{self, PackEntry, QueueRecord};
+use super::pack::{Pack, PackOut};
+use super::ranges::Removed;
+use super::record::Record;
 use super::snapshot::Counts;
 use super::Error;
-use sled::Transactional;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
-/// Keys removed per sled batch, so emptying a deep queue never needs one huge batch.
-const REMOVE_CHUNK: usize = 4096;
+/// Packs kept decoded per queue: the one at the head and one more (a cursor elsewhere).
+const CACHED_PACKS: usize = 2;
 
-/// Items addressed by id, in id order: one sled tree.
+/// One queue's items; cheap to clone (clones share them).
 #[derive(Clone)]
-pub(crate) struct ItemLog {
-    db: sled::Db,
-    tree: sled::Tree,
+pub(crate) struct ItemLog(Arc<QueueShared>);
+
+pub(crate) struct QueueShared {
+    /// The queue's number in the index, and its name.
+    pub(super) number: u64,
+    pub(super) name: String,
+    engine: Arc<Engine>,
+    state: Mutex<LogState>,
+}
+
+struct LogState {
+    /// The open run: the newest items, in id order, from sequence number `run_first_seq`.
+    run: Vec<(u64, Record)>,
+    run_first_seq: u64,
+    /// Stored bytes of the run's items.
+    run_bytes: u64,
+    /// How many of the run's items are in packs already, and those packs (first id, segment).
+    run_written: usize,
+    run_packs: Vec<(u64, u64)>,
+    removed: Removed,
+    appended_bytes: u64,
+    removed_bytes: u64,
+    last_id: u64,
+    last_enqueued_ms: u64,
+    /// Packs ending at or below this sequence number have been dropped from the index.
+    swept: u64,
+    /// Waiting in the engine's list of queues to commit.
+    dirty: bool,
+    /// The record changed since the last commit.
+    changed: bool,
+    deleted: bool,
+    /// Packs read: first id, where the pack is (segment, offset), the pack.
+    cache: Vec<(u64, (u64, u64), Arc<Pack>)>,
+}
+
+/// What one commit writes for one queue; see `Engine::commit`.
+pub(super) struct Plan {
+    pub(super) queue: Arc<QueueShared>,
+    pub(super) packs: Vec<PackOut>,
+    /// Small packs replaced by `packs` (first id, segment).
+    pub(super) superseded: Vec<(u64, u64)>,
+    /// The run's first items now written as full packs, or (`None`) written as a small one.
+    merged: Option<usize>,
+    run_end: usize,
+    pub(super) record: Option<QueueRecord>,
+    /// Drop packs below this id whose items are all below this sequence number.
+    pub(super) sweep: Option<(u64, u64)>,
+    written_bytes: u64,
+}
+
+impl Plan {
+    /// The plan is on disk (in `segment`): the run forgets what is in full packs now.
+    pub(super) fn committed(self, segment: u64, engine: &Engine) {
+        let mut state = lock(&self.queue.state);
+        match self.merged {
+            Some(n) => {
+                let gone: u64 = state.run.drain(..n).map(|(_, r)| stored_len(&r)).sum();
+                state.run_bytes -= gone;
+                state.run_first_seq += n as u64;
+                state.run_written = 0;
+                state.run_packs.clear();
+            }
+            None => {
+                if let Some(pack) = self.packs.first() {
+                    state.run_written = self.run_end;
+                    state.run_packs.push((pack.first_id(), segment));
+                }
+            }
+        }
+        if let Some((_, floor)) = self.sweep {
+            state.swept = state.swept.max(floor);
+        }
+        engine
+            .pending
+            .fetch_sub(self.written_bytes, Ordering::Relaxed);
+    }
+
+    /// The commit failed: everything in the plan is still to be written.
+    pub(super) fn retry(self, engine: &Engine) {
+        let mut state = lock(&self.queue.state);
+        state.changed = true;
+        self.queue.mark_dirty(&mut state, engine);
+    }
+}
+
+impl QueueShared {
+    pub(super) fn new(
+        number: u64,
+        name: &str,
+        engine: Arc<Engine>,
+        record: QueueRecord,
+    ) -> QueueShared {
+        QueueShared {
+            number,
+            name: name.to_string(),
+            engine,
+            state: Mutex::new(LogState {
+                run: Vec::new(),
+                run_first_seq: record.next_seq,
+                run_bytes: 0,
+                run_written: 0,
+                run_packs: Vec::new(),
+                removed: record.removed,
+                appended_bytes: record.appended_bytes,
+                removed_bytes: record.removed_bytes,
+                last_id: record.last_id,
+                last_enqueued_ms: record.last_enqueued_ms,
+                swept: 0,
+                dirty: false,
+                changed: false,
+                deleted: false,
+                cache: Vec::new(),
+            }),
+        }
+    }
+
+    fn mark_dirty(self: &Arc<Self>, state: &mut LogState, engine: &Engine) {
+        if !state.dirty {
+            state.dirty = true;
+            engine.mark_dirty(self.clone());
+        }
+    }
+
+    /// What the next commit writes for this queue (taken with appends stopped).
+    pub(super) fn plan(queue: &Arc<QueueShared>) -> Option<Plan> {
+        let mut state = lock(&queue.state);
+        state.dirty = false;
+        if state.deleted {
+            return None;
+        }
+        let n = state.run.len();
+        let first_seq = state.run_first_seq;
+        let all_removed = state.removed.covers(first_seq, first_seq + n as u64);
+        let written_bytes: u64 = state.run[state.run_written..]
+            .iter()
+            .map(|(_, r)| stored_len(r))
+            .sum();
+        let (packs, superseded, merged) = if n > 0 && (state.run_bytes >= PACK_BYTES || all_removed)
+        {
+            let packs = match all_removed {
+                true => Vec::new(),
+                false => full_packs(&state.run, first_seq),
+            };
+            (packs, state.run_packs.clone(), Some(n))
+        } else if n > state.run_written {
+            let pack = PackOut {
+                first_seq: first_seq + state.run_written as u64,
+                items: state.run[state.run_written..].to_vec(),
+            };
+            (vec![pack], Vec::new(), None)
+        } else {
+            (Vec::new(), Vec::new(), None)
+        };
+        let record = std::mem::take(&mut state.changed).then(|| QueueRecord {
+            next_seq: first_seq + n as u64,
+            appended_bytes: state.appended_bytes,
+            removed_bytes: state.removed_bytes,
+            last_id: state.last_id,
+            last_enqueued_ms: state.last_enqueued_ms,
+            removed: state.removed.clone(),
+        });
+        let floor = state.removed.floor();
+        let sealed_below = state.run.first().map_or(u64::MAX, |item| item.0);
+        let sweep = (floor > state.swept).then_some((sealed_below, floor));
+        Some(Plan {
+            queue: queue.clone(),
+            packs,
+            superseded,
+            merged,
+            run_end: n,
+            record,
+            sweep,
+            written_bytes,
+        })
+    }
+}
+
+/// The run's items as packs of about [`PACK_BYTES`] each.
+fn full_packs(run: &[(u64, Record)], first_seq: u64) -> Vec<PackOut> {
+    let mut packs = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, (_, record)) in run.iter().enumerate() {
+        bytes += stored_len(record);
+        if bytes >= PACK_BYTES || i + 1 == run.len() {
+            packs.push(PackOut {
+                first_seq: first_seq + start as u64,
+                items: run[start..=i].to_vec(),
+            });
+            start = i + 1;
+            bytes = 0;
+        }
+    }
+    packs
+}
+
+fn stored_len(record: &Record) -> u64 {
+    record.stored().len() as u64
 }
 
 impl ItemLog {
-    pub(super) fn open(db: &sled::Db, name: &str) -> Result<ItemLog, Error> {
-        Ok(ItemLog {
-            db: db.clone(),
-            tree: db.open_tree(name)?,
-        })
+    pub(super) fn new(shared: Arc<QueueShared>) -> ItemLog {
+        ItemLog(shared)
     }
 
-    /// Stores `record` as item `id`.
+    fn state(&self) -> std::sync::MutexGuard<'_, LogState> {
+        lock(&self.0.state)
+    }
+
+    /// Adds item `id`, which must be newer than every item of the queue (the server gives
+    /// ids out in order and appends under the queue's lock; a tool copying items checks).
     pub(crate) fn append(&self, id: u64, record: &Record) -> Result<(), Error> {
-        self.tree.insert(key(id), record.stored().clone())?;
+        let _appending = self.0.engine.appending.read();
+        if self.last_id()?.is_some_and(|last| id <= last) {
+            return Err(Error::Corrupt(format!(
+                "item {id} of queue {} comes after a newer one",
+                self.0.name
+            )));
+        }
+        self.append_locked(id, record);
         Ok(())
     }
 
-    /// Stores `record` as item `id` in every log, atomically: all or none (a fanout).
-    pub(crate) fn append_to_all(logs: &[ItemLog], id: u64, record: &Record) -> Result<(), Error> {
-        if let [only] = logs {
-            return only.append(id, record);
+    fn append_locked(&self, id: u64, record: &Record) {
+        let engine = &self.0.engine;
+        let mut state = self.state();
+        if state.deleted {
+            return;
         }
-        let trees: Vec<&sled::Tree> = logs.iter().map(|log| &log.tree).collect();
-        let key = key(id);
-        trees
-            .as_slice()
-            .transaction(|trees| {
-                for tree in trees {
-                    tree.insert(&key, record.stored().clone())?;
-                }
-                Ok(())
-            })
-            .map_err(Error::from)
+        state.run.push((id, record.clone()));
+        state.run_bytes += stored_len(record);
+        state.appended_bytes += record.payload_len();
+        state.last_id = id;
+        state.last_enqueued_ms = record.enqueued_ms();
+        state.changed = true;
+        engine
+            .pending
+            .fetch_add(stored_len(record), Ordering::Relaxed);
+        self.0.mark_dirty(&mut state, engine);
+    }
+
+    /// Adds item `id` to every log: one commit writes it to all of them or to none.
+    pub(crate) fn append_to_all(logs: &[ItemLog], id: u64, record: &Record) -> Result<(), Error> {
+        let Some(first) = logs.first() else {
+            return Ok(());
+        };
+        let _appending = first.0.engine.appending.read();
+        for log in logs {
+            log.append_locked(id, record);
+        }
+        Ok(())
     }
 
     pub(crate) fn get(&self, id: u64) -> Result<Option<Record>, Error> {
-        Ok(self.tree.get(key(id))?.map(Record::from_stored))
+        let mut state = self.state();
+        Ok(self.find(&mut state, id)?.map(|(_, record)| record))
     }
 
     /// Removes item `id` and returns it.
     pub(crate) fn take(&self, id: u64) -> Result<Option<Record>, Error> {
-        Ok(self.tree.remove(key(id))?.map(Record::from_stored))
+        let mut state = self.state();
+        let Some((seq, record)) = self.find(&mut state, id)? else {
+            return Ok(None);
+        };
+        self.removed(&mut state, seq, record.payload_len());
+        Ok(Some(record))
     }
 
     pub(crate) fn remove(&self, id: u64) -> Result<(), Error> {
-        self.tree.remove(key(id))?;
+        self.take(id).map(drop)
+    }
+
+    fn removed(&self, state: &mut LogState, seq: u64, len: u64) {
+        if state.removed.insert(seq) {
+            state.removed_bytes += len;
+            state.changed = true;
+            self.0.mark_dirty(state, &self.0.engine);
+        }
+    }
+
+    /// Removes every item but those with the ids given (a flush that keeps open reads).
+    pub(crate) fn retain_only(&self, keep: impl Iterator<Item = u64>) -> Result<(), Error> {
+        let mut state = self.state();
+        let mut kept = Vec::new();
+        let mut kept_bytes = 0;
+        for id in keep {
+            if let Some((seq, record)) = self.find(&mut state, id)? {
+                kept.push(seq);
+                kept_bytes += record.payload_len();
+            }
+        }
+        kept.sort_unstable();
+        let next_seq = state.run_first_seq + state.run.len() as u64;
+        let mut ranges = Vec::new();
+        let mut from = 0;
+        for seq in kept {
+            ranges.push((from, seq));
+            from = seq + 1;
+        }
+        ranges.push((from, next_seq));
+        state.removed = Removed::from_ranges(ranges);
+        state.removed_bytes = state.appended_bytes - kept_bytes;
+        state.changed = true;
+        self.0.mark_dirty(&mut state, &self.0.engine);
         Ok(())
     }
 
     /// Items with ids in `from..to`, in order.
-    pub(crate) fn range(
-        &self,
-        from: u64,
-        to: u64,
-    ) -> impl Iterator<Item = Result<(u64, Record), Error>> + '_ {
-        // An empty range where `to` is not past `from` (sled wants ordered bounds).
-        self.tree
-            .range(key(from)..key(to.max(from)))
-            .map(|entry| decode(entry?))
+    pub(crate) fn range(&self, from: u64, to: u64) -> Items {
+        Items {
+            log: self.clone(),
+            next: from,
+            to,
+        }
     }
 
     /// Every item, in order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = Result<(u64, Record), Error>> + '_ {
-        self.tree.iter().map(|entry| decode(entry?))
+    pub(crate) fn iter(&self) -> Items {
+        self.range(0, u64::MAX)
     }
 
-    /// Ids from `from` on, in order, without reading the items.
-    pub(crate) fn ids_from(&self, from: u64) -> impl Iterator<Item = Result<u64, Error>> + '_ {
-        self.tree
-            .range(key(from)..)
-            .keys()
-            .map(|key| Ok(id_of(&key?)))
+    /// Ids from `from` on, in order.
+    pub(crate) fn ids_from(&self, from: u64) -> impl Iterator<Item = Result<u64, Error>> {
+        self.range(from, u64::MAX)
+            .map(|entry| entry.map(|(id, _)| id))
     }
 
-    /// Ids below `to`, in order, without reading the items.
-    pub(crate) fn ids_below(&self, to: u64) -> impl Iterator<Item = Result<u64, Error>> + '_ {
-        self.tree
-            .range(..key(to))
-            .keys()
-            .map(|key| Ok(id_of(&key?)))
-    }
-
-    /// The highest id stored.
+    /// The newest id ever appended, if any.
     pub(crate) fn last_id(&self) -> Result<Option<u64>, Error> {
-        Ok(self.tree.last()?.map(|(key, _)| id_of(&key)))
+        let state = self.state();
+        let any = state.run_first_seq + state.run.len() as u64 > 0;
+        Ok(any.then_some(state.last_id))
     }
 
-    /// The enqueue time of the newest item stored; 0 if none.
+    /// The enqueue time of the newest item appended; 0 if none.
     pub(crate) fn last_enqueued_ms(&self) -> Result<u64, Error> {
-        Ok(self
-            .tree
-            .last()?
-            .map_or(0, |(_, stored)| Record::from_stored(stored).enqueued_ms()))
+        Ok(self.state().last_enqueued_ms)
     }
 
     pub(crate) fn len(&self) -> u64 {
-        self.tree.len() as u64
+        let state = self.state();
+        state.run_first_seq + state.run.len() as u64 - state.removed.len()
     }
 
-    /// Removes every item whose id `keep` rejects, in bounded batches.
-    pub(crate) fn retain(&self, keep: impl Fn(u64) -> bool) -> Result<(), Error> {
-        let mut batch = sled::Batch::default();
-        let mut pending = 0;
-        for key in self.tree.iter().keys() {
-            let key = key?;
-            if keep(id_of(&key)) {
-                continue;
-            }
-            batch.remove(key);
-            pending += 1;
-            if pending == REMOVE_CHUNK {
-                self.tree.apply_batch(std::mem::take(&mut batch))?;
-                pending = 0;
-            }
-        }
-        self.tree.apply_batch(batch)?;
-        Ok(())
+    /// Items stored at or after id `from`.
+    pub(crate) fn count_from(&self, from: u64) -> Result<u64, Error> {
+        let mut state = self.state();
+        let next_seq = state.run_first_seq + state.run.len() as u64;
+        let seq = self.seq_at(&mut state, from)?.unwrap_or(next_seq);
+        Ok(next_seq - seq - state.removed.count_from(seq))
     }
 
-    /// Counts by reading every item (the recovery scan after a crash): items, payload bytes,
-    /// and for each cursor position how many items are at or after it.
+    /// The queue's counters, and for each cursor position the items at or after it.
     pub(crate) fn count(&self, cursors: &[(&str, u64)]) -> Result<Counts, Error> {
-        let mut counts = Counts::default();
-        let mut positions: Vec<u64> = cursors.iter().map(|c| c.1).collect();
-        positions.sort_unstable();
-        let mut remaining = vec![0u64; positions.len()];
-        for entry in self.tree.iter() {
-            let (key, value) = entry?;
-            counts.items += 1;
-            counts.bytes += record::payload_len(&value);
-            // Cursors at or before this id still have it to read.
-            let behind = positions.partition_point(|&p| p <= id_of(&key));
-            for count in &mut remaining[..behind] {
-                *count += 1;
-            }
+        let mut counts = Counts {
+            items: self.len(),
+            ..Counts::default()
+        };
+        {
+            let state = self.state();
+            counts.bytes = state.appended_bytes.saturating_sub(state.removed_bytes);
         }
         for (name, position) in cursors {
-            let index = positions.partition_point(|&p| p < *position);
-            counts.remaining.insert(name.to_string(), remaining[index]);
+            counts
+                .remaining
+                .insert(name.to_string(), self.count_from(*position)?);
         }
         Ok(counts)
     }
 
-    /// Deletes the log and everything in it.
+    /// Deletes the queue and everything in it (the next commit drops its packs).
     pub(crate) fn destroy(self) -> Result<(), Error> {
-        self.db.drop_tree(self.tree.name())?;
-        Ok(())
+        let mut state = self.state();
+        state.deleted = true;
+        state.run.clear();
+        state.cache.clear();
+        drop(state);
+        self.0.engine.forget(&self.0)
     }
-}
 
-fn decode((key, value): (sled::IVec, sled::IVec)) -> Result<(u64, Record), Error> {
-    Ok((id_of(&key), Record::from_stored(value)))
-}
+    /// Item `id` with its sequence number, unless absent or removed.
+    fn find(&self, state: &mut LogState, id: u64) -> Result<Option<(u64, Record)>, Error> {
+        let found = match state.run.first() {
+            Some(&(first, _)) if id >= first => state
+                .run
+                .binary_search_by_key(&id, |item| item.0)
+                .ok()
+                .map(|i| (state.run_first_seq + i as u64, state.run[i].1.clone())),
+            _ => match self.pack_holding(state, id)? {
+                Some(pack) => pack
+                    .ids
+                    .binary_search(&id)
+                    .ok()
+                    .map(|i| (pack.first_seq + i as u64, pack.records[i].clone())),
+                None => None,
+            },
+        };
+        Ok(found.filter(|(seq, _)| !state.removed.contains(*seq)))
+    }
 
-/// A cursor's durable part: its saved position and its failed reads (copies keyed by their
-/// original ids, open ones included).
-pub(crate) struct CursorLog {
-    meta: sled::Tree,
-    position_key: Vec<u8>,
-    pub(crate) failed: ItemLog,
-}
-
-impl CursorLog {
-    pub(super) fn new(meta: &sled::Tree, position_key: Vec<u8>, failed: ItemLog) -> CursorLog {
-        CursorLog {
-            meta: meta.clone(),
-            position_key,
-            failed,
+    /// The sequence number of the first item with an id at or after `id`, removed or not;
+    /// `None` if there is none.
+    fn seq_at(&self, state: &mut LogState, id: u64) -> Result<Option<u64>, Error> {
+        if let Some(&(first, _)) = state.run.first() {
+            if id >= first {
+                let i = state.run.partition_point(|item| item.0 < id);
+                return Ok((i < state.run.len()).then(|| state.run_first_seq + i as u64));
+            }
+        }
+        let found = match self.entry_at_or_before(id)? {
+            Some(found) if found.1.last_id >= id => Some(found),
+            _ => self.entry_after(id)?,
+        };
+        match found {
+            Some((first_id, entry)) if id <= first_id => Ok(Some(entry.first_seq)),
+            Some((first_id, entry)) => {
+                let pack = self.load(state, first_id, entry)?;
+                let i = pack.ids.partition_point(|&x| x < id);
+                Ok(Some(pack.first_seq + i as u64))
+            }
+            None => Ok(state.run.first().map(|_| state.run_first_seq)),
         }
     }
 
-    /// Records where the cursor stands: the next id it reads.
-    pub(crate) fn save_position(&self, position: u64) -> Result<(), Error> {
-        self.meta
-            .insert(self.position_key.as_slice(), &position.to_be_bytes())?;
-        Ok(())
+    /// The next item at or after `from` and before `to`.
+    fn next_from(&self, mut from: u64, to: u64) -> Result<Option<(u64, Record)>, Error> {
+        let mut state = self.state();
+        loop {
+            if from >= to {
+                return Ok(None);
+            }
+            if let Some(&(first, _)) = state.run.first() {
+                if from >= first {
+                    let start = state.run.partition_point(|item| item.0 < from);
+                    for i in start..state.run.len() {
+                        let (id, record) = &state.run[i];
+                        if *id >= to {
+                            return Ok(None);
+                        }
+                        if !state.removed.contains(state.run_first_seq + i as u64) {
+                            return Ok(Some((*id, record.clone())));
+                        }
+                    }
+                    return Ok(None);
+                }
+            }
+            let entry = match self.entry_at_or_before(from)? {
+                Some(found) if found.1.last_id >= from => Some(found),
+                _ => self.entry_after(from)?,
+            };
+            let Some((first_id, entry)) = entry else {
+                match state.run.first() {
+                    Some(&(first, _)) => {
+                        from = first;
+                        continue;
+                    }
+                    None => return Ok(None),
+                }
+            };
+            if first_id >= to {
+                return Ok(None);
+            }
+            if !state.removed.covers(entry.first_seq, entry.end_seq()) {
+                let pack = self.load(&mut state, first_id, entry)?;
+                let start = pack.ids.partition_point(|&id| id < from);
+                for i in start..pack.ids.len() {
+                    if pack.ids[i] >= to {
+                        return Ok(None);
+                    }
+                    if !state.removed.contains(pack.first_seq + i as u64) {
+                        return Ok(Some((pack.ids[i], pack.records[i].clone())));
+                    }
+                }
+            }
+            from = entry.last_id + 1;
+        }
     }
 
-    /// An open cursor read, made crash-safe: the cursor moves to `position` and the copy of
-    /// item `id` enters the failed reads in one transaction, so after a crash the item is
-    /// either unread or failed, never lost.
-    pub(crate) fn open_read(&self, position: u64, id: u64, record: &Record) -> Result<(), Error> {
-        let id_key = key(id);
-        (&self.meta, &self.failed.tree)
-            .transaction(|(meta, failed)| {
-                meta.insert(self.position_key.as_slice(), &position.to_be_bytes())?;
-                failed.insert(&id_key, record.stored().clone())?;
-                Ok(())
-            })
-            .map_err(Error::from)
+    /// The pack that would hold `id` (not in the run), read or from the cache.
+    fn pack_holding(&self, state: &mut LogState, id: u64) -> Result<Option<Arc<Pack>>, Error> {
+        if let Some((_, _, pack)) = state
+            .cache
+            .iter()
+            .find(|(first, _, pack)| *first <= id && id <= pack.last_id())
+        {
+            return Ok(Some(pack.clone()));
+        }
+        match self.entry_at_or_before(id)? {
+            Some((first_id, entry)) if entry.last_id >= id => {
+                self.load(state, first_id, entry).map(Some)
+            }
+            _ => Ok(None),
+        }
     }
 
-    /// Deletes the cursor: its position and its failed reads.
-    pub(crate) fn destroy(self) -> Result<(), Error> {
-        self.meta.remove(&self.position_key)?;
-        self.failed.destroy()
+    /// Reads a pack (or takes it from the cache). A pack that cannot be read back is logged
+    /// and its items count as removed, so the queue goes on serving.
+    fn load(
+        &self,
+        state: &mut LogState,
+        first_id: u64,
+        entry: PackEntry,
+    ) -> Result<Arc<Pack>, Error> {
+        // By where it is, not by first id: a full pack takes the first id of the small one it
+        // replaced, with more items.
+        let place = (entry.segment, entry.offset);
+        if let Some((_, _, pack)) = state.cache.iter().find(|cached| cached.1 == place) {
+            return Ok(pack.clone());
+        }
+        let engine = &self.0.engine;
+        let read = engine
+            .segments
+            .read(entry.segment, entry.offset, entry.len as usize)
+            .and_then(|frame| Pack::decode(frame, self.0.number));
+        let pack = match read {
+            Ok(pack) => Arc::new(pack),
+            Err(e) => {
+                log::error!(
+                    "cannot read back {} items (ids {} to {}) in segment {}: {}; they are dropped",
+                    entry.count,
+                    first_id,
+                    entry.last_id,
+                    entry.segment,
+                    e
+                );
+                state.removed.insert_range(entry.first_seq, entry.end_seq());
+                state.changed = true;
+                self.0.mark_dirty(state, engine);
+                Arc::new(Pack {
+                    first_seq: entry.first_seq,
+                    ids: Vec::new(),
+                    records: Vec::new(),
+                })
+            }
+        };
+        if state.cache.len() == CACHED_PACKS {
+            state.cache.remove(0);
+        }
+        state.cache.push((first_id, place, pack.clone()));
+        Ok(pack)
+    }
+
+    fn entry_at_or_before(&self, id: u64) -> Result<Option<(u64, PackEntry)>, Error> {
+        let range = index::pack_key(self.0.number, 0)..=index::pack_key(self.0.number, id);
+        decode_entry(self.0.engine.index.range(range).next_back())
+    }
+
+    fn entry_after(&self, id: u64) -> Result<Option<(u64, PackEntry)>, Error> {
+        let Some(next) = id.checked_add(1) else {
+            return Ok(None);
+        };
+        let range = index::pack_key(self.0.number, next)..=index::pack_key(self.0.number, u64::MAX);
+        decode_entry(self.0.engine.index.range(range).next())
+    }
+}
+
+fn decode_entry(
+    found: Option<Result<(sled::IVec, sled::IVec), sled::Error>>,
+) -> Result<Option<(u64, PackEntry)>, Error> {
+    match found {
+        None => Ok(None),
+        Some(entry) => {
+            let (key, value) = entry?;
+            Ok(Some((index::number_in(&key, 9), PackEntry::decode(&value))))
+        }
+    }
+}
+
+/// Iterator over a range of a queue's items; each step locks the queue's log briefly.
+pub(crate) struct Items {
+    log: ItemLog,
+    next: u64,
+    to: u64,
+}
+
+impl Iterator for Items {
+    type Item = Result<(u64, Record), Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.log.next_from(self.next, self.to) {
+            Ok(Some((id, record))) => {
+                self.next = id.saturating_add(1);
+                if id == u64::MAX {
+                    self.to = 0;
+                }
+                Some(Ok((id, record)))
+            }
+            Ok(None) => {
+                self.to = 0;
+                None
+            }
+            Err(e) => {
+                self.to = 0;
+                Some(Err(e))
+            }
+        }
     }
 }

@@ -1,35 +1,50 @@
 //! The on-disk layout: the only place that names `sled`. Everything else in `queue` asks it
-//! for items by id and knows nothing of trees, keys or codecs.
+//! for items by id and knows nothing of packs, segments, trees or keys.
 //!
-//! Format 1, one sled `Db` in `<data>/store-<n>/` (see [`generation`]): a tree per queue
-//! (`q.<queue>`, key = item id as big-endian u64, so key order is FIFO order, value = a
-//! [`Record`]), a tree per cursor for its failed reads (`f.<queue>.<cursor>`, keyed by the
-//! original id), and a `meta` tree with the format version, the id base, cursor positions
-//! (`c.<queue>.<cursor>` → next id to read) and the clean-shutdown [`snapshot`].
+//! Format 2, in `<data>/store-<n>/` (see [`generation`]): items are packed several to a
+//! frame in append-only segment files (`segments/`, see [`segments`] and [`pack`]), written
+//! by the commit ([`engine`]); one sled `Db` beside them keeps only what is small: the
+//! `index` tree (which queues exist, where each pack is, each queue's counters and removed
+//! ranges, see [`index`]), a tree per cursor for its failed reads (`f.<queue>.<cursor>`, see
+//! [`failed`]), and a `meta` tree with the format version, the id base, cursor positions
+//! (`c.<queue>.<cursor>` → next id to read) and the clean-shutdown [`snapshot`]. sled's log
+//! thus stays small, which keeps start-up short and memory flat at any depth.
 //!
 //! Ids come from sled's `generate_id` plus a base: monotonic across restarts, crashes and
-//! database switches, never reused, so a cursor stays right after its queue drains.
+//! database switches, never reused, so a cursor stays right after its queue drains. A
+//! directory of format 1 (a sled tree per queue, an item per key) is migrated on start
+//! ([`v1`]).
 
+mod engine;
+mod failed;
 pub(crate) mod generation;
+mod index;
 mod log;
 mod names;
+mod pack;
+mod ranges;
 mod record;
 mod recover;
+mod segments;
 pub(crate) mod snapshot;
 mod sync;
+mod v1;
 
-pub(crate) use self::log::{CursorLog, ItemLog};
+pub(crate) use self::failed::CursorLog;
+pub(crate) use self::log::ItemLog;
 pub(crate) use record::Record;
 pub(crate) use snapshot::Counts;
 pub(crate) use sync::Syncer;
 
 use super::Error;
-use std::collections::HashMap;
+use engine::Engine;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The on-disk format this build reads and writes.
-pub(crate) const FORMAT_VERSION: u64 = 1;
+pub(crate) const FORMAT_VERSION: u64 = 2;
 
 /// A failure inside the storage engine.
 #[derive(Debug)]
@@ -76,9 +91,27 @@ pub(crate) struct Disk {
     /// Added to sled's generated ids: a new database's counter starts again at 0, and ids
     /// must never go back.
     id_base: u64,
+    engine: Arc<Engine>,
 }
 
 impl Disk {
+    /// Opens the database in use under the data directory `data` (a fresh one if none),
+    /// migrating it first if an earlier build wrote it in format 1.
+    pub(crate) fn open_current(
+        data: &Path,
+        cache_bytes: u64,
+        sled_flushes: bool,
+    ) -> Result<Disk, Error> {
+        let dir = generation::current(data)?;
+        match Disk::open(dir.clone(), cache_bytes, sled_flushes) {
+            Err(Error::Format { found: 1, .. }) => {
+                let migrated = v1::migrate(&dir, cache_bytes)?;
+                Disk::open(migrated, cache_bytes, sled_flushes)
+            }
+            opened => opened,
+        }
+    }
+
     /// Opens (or creates) the database in `dir`. `cache_bytes`: sled's page cache.
     /// `sled_flushes`: whether sled flushes by itself every 500 ms (also bounds how much read
     /// progress a crash can undo); off where the caller flushes periodically anyway.
@@ -89,15 +122,42 @@ impl Disk {
             .flush_every_ms(sled_flushes.then_some(500))
             .open()?;
         let meta = db.open_tree("meta")?;
-        check_format(&meta, &dir)?;
+        check_format(&db, &meta, &dir)?;
         let id_base = meta
             .get(names::ID_BASE)?
             .map_or(0, |base| record::id_of(&base));
+        let index = db.open_tree("index")?;
+        let live = engine::load_live(&index)?;
+        let named: HashSet<u64> = index
+            .scan_prefix(index::NAME_PREFIX)
+            .values()
+            .map(|number| Ok(index::number_in(&number?, 0)))
+            .collect::<Result<_, Error>>()?;
+        let mut deleted = Vec::new();
+        let mut highest = named.iter().copied().max().unwrap_or(0);
+        for key in index.scan_prefix(index::RECORD_PREFIX).keys() {
+            let number = index::number_in(&key?, 1);
+            highest = highest.max(number);
+            if !named.contains(&number) {
+                deleted.push(number);
+            }
+        }
+        let segments = segments::Segments::open(&dir, |segment| live.contains_key(&segment))?;
+        let sled_sync = sync::SledSync::open(db.clone(), &dir)?;
+        let engine = Arc::new(Engine::new(
+            index,
+            segments,
+            sled_sync,
+            live,
+            deleted,
+            highest + 1,
+        ));
         Ok(Disk {
             db,
             meta,
             dir,
             id_base,
+            engine,
         })
     }
 
@@ -120,13 +180,13 @@ impl Disk {
 
     /// The items of queue `name` (created empty if missing).
     pub(crate) fn queue_log(&self, queue: &str) -> Result<ItemLog, Error> {
-        ItemLog::open(&self.db, &names::queue_tree(queue))
+        self.engine.open_queue(queue)
     }
 
     /// The durable part of a cursor (its failed reads created empty if missing; its position
     /// is saved only by [`CursorLog::save_position`]).
     pub(crate) fn cursor_log(&self, queue: &str, cursor: &str) -> Result<CursorLog, Error> {
-        let failed = ItemLog::open(&self.db, &names::failed_tree(queue, cursor))?;
+        let failed = failed::FailedLog::open(&self.db, &names::failed_tree(queue, cursor))?;
         Ok(CursorLog::new(
             &self.meta,
             names::cursor_key(queue, cursor),
@@ -135,22 +195,27 @@ impl Disk {
     }
 
     /// Whether any queue exists.
-    pub(crate) fn has_queues(&self) -> bool {
-        self.db
-            .tree_names()
-            .iter()
-            .any(|tree| names::parse_queue_tree(tree).is_some())
+    pub(crate) fn has_queues(&self) -> Result<bool, Error> {
+        Ok(!self.engine.queue_names()?.is_empty())
     }
 
     /// What makes this database durable, for the group commit.
     pub(crate) fn syncer(&self) -> Result<Syncer, Error> {
-        Syncer::open(self.db.clone(), &self.dir)
+        Ok(Syncer(self.engine.clone()))
     }
 
-    /// Writes sled's buffers out, without the fsyncs of [`Syncer`] (for tools; the server
-    /// syncs through one).
+    /// Writes everything in memory out, durably (for tools and tests; the server commits
+    /// through a [`Syncer`]).
     pub(crate) fn write_out(&self) -> Result<(), Error> {
-        self.db.flush()?;
+        self.engine.commit(true)
+    }
+
+    /// Writes what is in memory out once enough has gathered (for tools appending many items
+    /// without a group commit).
+    pub(crate) fn write_out_if_large(&self) -> Result<(), Error> {
+        if self.engine.pending_bytes() >= WRITE_OUT_BYTES {
+            self.engine.commit(false)?;
+        }
         Ok(())
     }
 
@@ -175,28 +240,57 @@ impl Disk {
         Ok(())
     }
 
-    /// Copies everything into a fresh database in `next` (compaction), opened with the same
-    /// settings; ids continue above every id this one gave out.
+    /// Copies everything into a fresh database in `next` (compaction): the items still in
+    /// use, rewritten into new segments, the cursors and their failed reads; ids continue
+    /// above every id this one gave out.
     pub(crate) fn copy_into(
         &self,
         next: &generation::Next,
         cache_bytes: u64,
         sled_flushes: bool,
     ) -> Result<Disk, Error> {
+        self.engine.commit(false)?;
         let mut new = Disk::open(next.dir.clone(), cache_bytes, sled_flushes)?;
+        for name in self.engine.queue_names()? {
+            let to = new.queue_log(&name)?;
+            for item in self.queue_log(&name)?.iter() {
+                let (id, record) = item?;
+                to.append(id, &record)?;
+                new.write_out_if_large()?;
+            }
+        }
+        for entry in self.meta.scan_prefix(names::CURSOR_PREFIX) {
+            let (key, value) = entry?;
+            new.meta.insert(key, value)?;
+        }
         for tree in self.db.tree_names() {
-            if tree != names::SLED_DEFAULT_TREE {
+            if names::parse_failed_tree(&tree).is_some() {
                 copy_tree(&self.db.open_tree(&tree)?, &new.db.open_tree(&tree)?)?;
             }
         }
         new.raise_ids_above(self.next_id()?)?;
-        new.db.flush()?;
+        new.write_out()?;
         Ok(new)
     }
 }
 
-fn check_format(meta: &sled::Tree, path: &Path) -> Result<(), Error> {
+/// Bytes gathered in memory before a tool writes them out.
+const WRITE_OUT_BYTES: u64 = 8 * 1024 * 1024;
+
+fn check_format(db: &sled::Db, meta: &sled::Tree, path: &Path) -> Result<(), Error> {
     match meta.get(names::FORMAT)? {
+        // A database this build just created, or one of format 1 older than the format key.
+        None if db
+            .tree_names()
+            .iter()
+            .any(|t| names::parse_queue_tree(t).is_some()) =>
+        {
+            Err(Error::Format {
+                path: path.to_path_buf(),
+                found: 1,
+                expected: FORMAT_VERSION,
+            })
+        }
         None => {
             meta.insert(names::FORMAT, &FORMAT_VERSION.to_be_bytes()[..])?;
             Ok(())

@@ -11,12 +11,6 @@ pub(crate) const FORMAT: &str = "format";
 pub(crate) const ID_BASE: &str = "id-base";
 /// `meta` key: the clean-shutdown snapshot of every queue's counters.
 pub(crate) const SNAPSHOT: &str = "clean-shutdown";
-/// sled's own tree, which holds nothing of ours.
-pub(crate) const SLED_DEFAULT_TREE: &[u8] = b"__sled__default";
-
-pub(crate) fn queue_tree(queue: &str) -> String {
-    format!("{QUEUE_PREFIX}{queue}")
-}
 
 pub(crate) fn failed_tree(queue: &str, cursor: &str) -> String {
     format!("{FAILED_PREFIX}{queue}.{cursor}")

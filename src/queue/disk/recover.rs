@@ -60,10 +60,7 @@ impl Disk {
             }
         }
         let mut queues = Vec::new();
-        for tree in self.db.tree_names() {
-            let Some(name) = names::parse_queue_tree(&tree) else {
-                continue;
-            };
+        for name in self.engine.queue_names()? {
             let mut found = Vec::new();
             for (cursor, position, _) in cursors.remove(&name).unwrap_or_default() {
                 found.push(RecoveredCursor {

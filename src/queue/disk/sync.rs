@@ -1,27 +1,31 @@
-//! What a durable sync of one database is.
+//! What a durable sync of one database is: [`Syncer`] commits what is in memory (see
+//! `engine`); [`SledSync`] makes sled's part durable.
 //!
 //! sled's `flush()` ends in `sync_file_range` on its log, which writes no metadata and promises
 //! nothing across a machine crash, and it never syncs the blob files it writes for large
 //! values. So a durable sync here is: sled's flush, then `fdatasync` of the log file, of every
 //! blob file not synced yet, and of the blob directory.
 
+use super::engine::Engine;
 use super::Error;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
-/// Syncs one database to disk; see the module doc.
-pub(crate) struct Syncer {
+/// Syncs sled's files to disk; see the module doc.
+pub(crate) struct SledSync {
     db: sled::Db,
     log: File,
     blob_dir: PathBuf,
     synced_blobs: HashSet<OsString>,
 }
 
-impl Syncer {
-    pub(super) fn open(db: sled::Db, dir: &Path) -> Result<Syncer, Error> {
-        let syncer = Syncer {
+impl SledSync {
+    pub(super) fn open(db: sled::Db, dir: &Path) -> Result<SledSync, Error> {
+        let syncer = SledSync {
             db,
             log: File::open(dir.join("db"))?,
             blob_dir: dir.join("blobs"),
@@ -55,5 +59,32 @@ impl Syncer {
         // Forget blobs that are gone, so the set stays as small as the directory.
         self.synced_blobs = present;
         Ok(())
+    }
+}
+
+/// What the group commit and the periodic writer call: one database's commit.
+pub(crate) struct Syncer(pub(super) Arc<Engine>);
+
+impl Syncer {
+    /// The count of bytes appended and not written out, which writers watch.
+    pub(crate) fn pending(&self) -> Arc<AtomicU64> {
+        self.0.pending.clone()
+    }
+}
+
+impl Syncer {
+    /// Returns once every write made to the database before the call is on disk.
+    pub(crate) fn sync(&mut self) -> Result<(), Error> {
+        self.0.commit(true)
+    }
+
+    /// Whether anything waits to be committed (an append, a removal, a deletion).
+    pub(crate) fn has_changes(&self) -> bool {
+        self.0.has_changes()
+    }
+
+    /// Writes what is in memory out to the files, without waiting for the disk.
+    pub(crate) fn write_out(&mut self) -> Result<(), Error> {
+        self.0.commit(false)
     }
 }

@@ -1,0 +1,334 @@
+//! The commit: what turns items appended in memory into packs on disk.
+//!
+//! Appends go to a queue's open run in memory (see `log`); a commit writes every run that
+//! changed as packs in one append to the newest segment, then records them, with every
+//! queue's counters and removed ranges, in one sled batch: all of a commit or none of it is
+//! found after a crash, which is what makes a fanout atomic. A run grows through small packs
+//! (one per commit, so a trickle of writes costs no rewrite) until it holds [`PACK_BYTES`];
+//! then it is written once more as full packs that replace the small ones. Packs whose items
+//! are all removed are dropped from the index, and a segment is deleted once none of its
+//! packs is in use, after the commit that says so is durable.
+
+use super::index::{self, PackEntry, QueueRecord};
+use super::log::{ItemLog, Plan, QueueShared};
+use super::segments::Segments;
+use super::sync::SledSync;
+use super::Error;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+
+/// A run is written as full packs once it holds this many bytes.
+pub(crate) const PACK_BYTES: u64 = 16 * 1024;
+/// An unused segment being appended to is given up for a new one past this size.
+const RETIRE_BYTES: u64 = 1024 * 1024;
+/// Index entries removed per sled batch when a queue is deleted.
+const DELETE_CHUNK: usize = 4096;
+
+pub(crate) struct Engine {
+    pub(super) index: sled::Tree,
+    pub(super) segments: Segments,
+    sled_sync: Mutex<SledSync>,
+    /// Queues with something to commit (held until it is: a queue's handles may all be
+    /// dropped before its last appends are written).
+    dirty: Mutex<Vec<Arc<QueueShared>>>,
+    /// Queues deleted since the last commit: their packs and record are removed by it.
+    deleted: Mutex<Vec<u64>>,
+    /// Appends hold it shared, a commit's snapshot exclusively: a fanout is in all of a
+    /// commit's runs or in none.
+    pub(super) appending: RwLock<()>,
+    /// Bytes appended and not yet written to a segment.
+    pub(super) pending: Arc<AtomicU64>,
+    /// Per segment, the packs in it still in use.
+    live: Mutex<HashMap<u64, u64>>,
+    /// Segments no longer in use, deleted once a durable commit has recorded it.
+    emptied: Mutex<BTreeSet<u64>>,
+    committing: Mutex<()>,
+    /// Open queues by name, so that every caller shares one log per queue.
+    queues: Mutex<HashMap<String, Weak<QueueShared>>>,
+    next_number: AtomicU64,
+}
+
+impl Engine {
+    pub(super) fn new(
+        index: sled::Tree,
+        segments: Segments,
+        sled_sync: SledSync,
+        live: HashMap<u64, u64>,
+        deleted: Vec<u64>,
+        next_number: u64,
+    ) -> Engine {
+        Engine {
+            index,
+            segments,
+            sled_sync: Mutex::new(sled_sync),
+            dirty: Mutex::new(Vec::new()),
+            deleted: Mutex::new(deleted),
+            appending: RwLock::new(()),
+            pending: Arc::new(AtomicU64::new(0)),
+            live: Mutex::new(live),
+            emptied: Mutex::new(BTreeSet::new()),
+            committing: Mutex::new(()),
+            queues: Mutex::new(HashMap::new()),
+            next_number: AtomicU64::new(next_number),
+        }
+    }
+
+    /// The log of queue `name`, created (empty) if missing.
+    pub(super) fn open_queue(self: &Arc<Self>, name: &str) -> Result<ItemLog, Error> {
+        let mut queues = lock(&self.queues);
+        if let Some(shared) = queues.get(name).and_then(Weak::upgrade) {
+            return Ok(ItemLog::new(shared));
+        }
+        let key = index::name_key(name);
+        let number = match self.index.get(&key)? {
+            Some(number) => index::number_in(&number, 0),
+            None => {
+                let number = self.next_number.fetch_add(1, Ordering::Relaxed);
+                self.index.insert(key, &number.to_be_bytes()[..])?;
+                number
+            }
+        };
+        let record = self
+            .index
+            .get(index::record_key(number))?
+            .map(|record| QueueRecord::decode(&record))
+            .unwrap_or_default();
+        let shared = Arc::new(QueueShared::new(number, name, self.clone(), record));
+        queues.insert(name.to_string(), Arc::downgrade(&shared));
+        Ok(ItemLog::new(shared))
+    }
+
+    /// A queue is deleted: its name is free at once (a queue made under it again gets a new
+    /// number), and the next commit drops its packs.
+    pub(super) fn forget(&self, queue: &Arc<QueueShared>) -> Result<(), Error> {
+        let mut queues = lock(&self.queues);
+        if let Some(current) = queues.get(&queue.name).and_then(Weak::upgrade) {
+            if Arc::ptr_eq(&current, queue) {
+                queues.remove(&queue.name);
+            }
+        }
+        self.index.remove(index::name_key(&queue.name))?;
+        lock(&self.deleted).push(queue.number);
+        Ok(())
+    }
+
+    /// The names of the queues, in order.
+    pub(super) fn queue_names(&self) -> Result<Vec<String>, Error> {
+        self.index
+            .scan_prefix(index::NAME_PREFIX)
+            .keys()
+            .map(|key| {
+                let key = key?;
+                Ok(String::from_utf8_lossy(&key[1..]).into_owned())
+            })
+            .collect()
+    }
+
+    pub(super) fn mark_dirty(&self, queue: Arc<QueueShared>) {
+        lock(&self.dirty).push(queue);
+    }
+
+    /// Whether anything waits to be committed.
+    pub(crate) fn has_changes(&self) -> bool {
+        !lock(&self.dirty).is_empty() || !lock(&self.deleted).is_empty()
+    }
+
+    /// Bytes appended and not yet written.
+    pub(crate) fn pending_bytes(&self) -> u64 {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// Writes everything appended or removed so far; `durable`: and returns only once it is
+    /// on disk (`fdatasync` of the segments written, then of sled's log).
+    pub(crate) fn commit(&self, durable: bool) -> Result<(), Error> {
+        let _one_at_a_time = lock(&self.committing);
+        let (plans, deleted) = {
+            let _no_appends = self.appending.write().unwrap_or_else(|e| e.into_inner());
+            let dirty = std::mem::take(&mut *lock(&self.dirty));
+            let plans: Vec<Plan> = dirty.iter().filter_map(QueueShared::plan).collect();
+            (plans, std::mem::take(&mut *lock(&self.deleted)))
+        };
+        match self.write(&plans, &deleted, durable) {
+            Ok(segment) => {
+                for plan in plans {
+                    plan.committed(segment, self);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Nothing counts as written: the next commit tries all of it again.
+                for plan in plans {
+                    plan.retry(self);
+                }
+                lock(&self.deleted).extend(deleted);
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes the plans' packs and records; returns the segment the packs went to.
+    fn write(&self, plans: &[Plan], deleted: &[u64], durable: bool) -> Result<u64, Error> {
+        let mut frames = Vec::new();
+        let mut placed = Vec::new();
+        for plan in plans {
+            for pack in &plan.packs {
+                let offset = frames.len() as u64;
+                let len = pack.encode(plan.queue.number, &mut frames) as u32;
+                placed.push((offset, len));
+            }
+        }
+        let (segment, base) = match frames.is_empty() {
+            true => (self.segments.current(), 0),
+            false => self.segments.append(&frames)?,
+        };
+        if durable {
+            // Packs first: once the index names them, they must be on disk.
+            self.segments.sync()?;
+        }
+        let mut uses: HashMap<u64, i64> = HashMap::new();
+        for &queue in deleted {
+            self.delete_queue(queue, &mut uses)?;
+        }
+        let mut batch = sled::Batch::default();
+        let mut placed = placed.into_iter();
+        for plan in plans {
+            let number = plan.queue.number;
+            // Removals first: a full pack may take the key of the small one it replaces.
+            for &(first_id, old_segment) in &plan.superseded {
+                batch.remove(&index::pack_key(number, first_id)[..]);
+                *uses.entry(old_segment).or_default() -= 1;
+            }
+            if let Some((sealed_below, floor)) = plan.sweep {
+                self.sweep(number, sealed_below, floor, &mut batch, &mut uses)?;
+            }
+            for pack in &plan.packs {
+                let (offset, len) = placed.next().unwrap_or_default();
+                let entry = PackEntry {
+                    segment,
+                    offset: base + offset,
+                    len,
+                    count: pack.items.len() as u32,
+                    first_seq: pack.first_seq,
+                    last_id: pack.last_id(),
+                };
+                batch.insert(
+                    &index::pack_key(number, pack.first_id())[..],
+                    &entry.encode()[..],
+                );
+                *uses.entry(segment).or_default() += 1;
+            }
+            if let Some(record) = &plan.record {
+                batch.insert(&index::record_key(number)[..], record.encode());
+            }
+        }
+        for &queue in deleted {
+            batch.remove(&index::record_key(queue)[..]);
+        }
+        self.count_uses(uses, &mut batch);
+        self.index.apply_batch(batch)?;
+        if durable {
+            lock(&self.sled_sync).sync()?;
+            self.delete_emptied();
+        }
+        Ok(segment)
+    }
+
+    /// Removes the packs of `queue` below id `sealed_below` whose items are all below `floor`
+    /// (all removed), oldest first, stopping at the first one still in use.
+    fn sweep(
+        &self,
+        queue: u64,
+        sealed_below: u64,
+        floor: u64,
+        batch: &mut sled::Batch,
+        uses: &mut HashMap<u64, i64>,
+    ) -> Result<(), Error> {
+        let range = index::pack_key(queue, 0)..index::pack_key(queue, sealed_below);
+        for entry in self.index.range(range) {
+            let (key, value) = entry?;
+            let pack = PackEntry::decode(&value);
+            if pack.end_seq() > floor {
+                break;
+            }
+            batch.remove(key);
+            *uses.entry(pack.segment).or_default() -= 1;
+        }
+        Ok(())
+    }
+
+    /// Removes every pack of a deleted queue, in bounded batches (the queue's name is gone
+    /// already, so a crash meanwhile leaves only what the next start removes).
+    fn delete_queue(&self, queue: u64, uses: &mut HashMap<u64, i64>) -> Result<(), Error> {
+        loop {
+            let range = index::pack_key(queue, 0)..=index::pack_key(queue, u64::MAX);
+            let mut batch = sled::Batch::default();
+            let mut removed = 0;
+            for entry in self.index.range(range).take(DELETE_CHUNK) {
+                let (key, value) = entry?;
+                *uses.entry(PackEntry::decode(&value).segment).or_default() -= 1;
+                batch.remove(key);
+                removed += 1;
+            }
+            if removed == 0 {
+                return Ok(());
+            }
+            self.index.apply_batch(batch)?;
+        }
+    }
+
+    /// Applies the changes in packs per segment, to memory and to `batch`.
+    fn count_uses(&self, uses: HashMap<u64, i64>, batch: &mut sled::Batch) {
+        let mut live = lock(&self.live);
+        for (segment, change) in uses {
+            if change == 0 {
+                continue;
+            }
+            let count = live.entry(segment).or_default();
+            *count = (*count as i64 + change).max(0) as u64;
+            if *count == 0 {
+                live.remove(&segment);
+                batch.remove(&index::segment_key(segment)[..]);
+                lock(&self.emptied).insert(segment);
+            } else {
+                batch.insert(&index::segment_key(segment)[..], &count.to_be_bytes()[..]);
+            }
+        }
+    }
+
+    /// Deletes the segments no pack uses. The one being appended to goes too once it is
+    /// worth a new file (a drained queue's disk comes back without waiting for more writes).
+    fn delete_emptied(&self) {
+        let live = lock(&self.live);
+        let mut current = self.segments.current();
+        if !live.contains_key(&current) && self.segments.retire_current(RETIRE_BYTES) {
+            lock(&self.emptied).insert(current);
+            current = u64::MAX;
+        }
+        let mut emptied = lock(&self.emptied);
+        emptied.retain(|&segment| {
+            if live.contains_key(&segment) {
+                return false;
+            }
+            if segment == current {
+                return true;
+            }
+            self.segments.delete(segment);
+            false
+        });
+    }
+}
+
+/// Packs of one segment in use, read at start-up.
+pub(super) fn load_live(index: &sled::Tree) -> Result<HashMap<u64, u64>, Error> {
+    let mut live = HashMap::new();
+    for entry in index.scan_prefix(index::SEGMENT_PREFIX) {
+        let (key, value) = entry?;
+        live.insert(index::number_in(&key, 1), index::number_in(&value, 0));
+    }
+    Ok(live)
+}
+
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}

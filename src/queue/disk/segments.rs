@@ -1,0 +1,169 @@
+//! Segment files: `<store>/segments/<n>.seg`, append-only, where packs are written. A commit
+//! appends its frames to the newest one; a new one is started past [`SEGMENT_BYTES`] and at
+//! every start. A segment is deleted once no pack in it is in use (the commit counts them).
+
+use super::Error;
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// A segment is closed once it is this large: small enough that a drained queue gives its
+/// disk back soon, large enough that files stay few.
+pub(crate) const SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
+const SUFFIX: &str = ".seg";
+
+pub(crate) struct Segments {
+    dir: PathBuf,
+    writer: Mutex<Writer>,
+    readers: Mutex<HashMap<u64, Arc<File>>>,
+}
+
+struct Writer {
+    number: u64,
+    file: Option<File>,
+    len: u64,
+    /// Written since the last sync: the current file, and any closed since.
+    unsynced: Vec<File>,
+    file_unsynced: bool,
+    /// A file was created since the last sync: its directory entry must be made durable.
+    dir_unsynced: bool,
+}
+
+impl Segments {
+    /// The segments under `store`; deletes those that `in_use` does not name (left by a crash
+    /// between a segment's last use and its deletion, or written by a commit that never
+    /// completed).
+    pub(crate) fn open(store: &Path, in_use: impl Fn(u64) -> bool) -> Result<Segments, Error> {
+        let dir = store.join("segments");
+        fs::create_dir_all(&dir)?;
+        let mut highest = 0;
+        for entry in fs::read_dir(&dir)? {
+            let name = entry?.file_name();
+            let Some(number) = number_of(&name.to_string_lossy()) else {
+                continue;
+            };
+            highest = highest.max(number);
+            if !in_use(number) {
+                fs::remove_file(dir.join(&name))?;
+            }
+        }
+        Ok(Segments {
+            dir,
+            writer: Mutex::new(Writer {
+                number: highest,
+                file: None,
+                len: 0,
+                unsynced: Vec::new(),
+                file_unsynced: false,
+                dir_unsynced: false,
+            }),
+            readers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Appends `bytes` (whole frames) to the newest segment; returns it and the offset.
+    pub(crate) fn append(&self, bytes: &[u8]) -> Result<(u64, u64), Error> {
+        let mut writer = lock(&self.writer);
+        if writer.file.is_none() || writer.len >= SEGMENT_BYTES {
+            let number = writer.number + 1;
+            let file = OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .open(self.path(number))?;
+            if let Some(old) = writer.file.replace(file) {
+                if writer.file_unsynced {
+                    writer.unsynced.push(old);
+                }
+            }
+            writer.number = number;
+            writer.len = 0;
+            writer.dir_unsynced = true;
+        }
+        let offset = writer.len;
+        if let Some(file) = writer.file.as_mut() {
+            file.write_all(bytes)?;
+        }
+        writer.len += bytes.len() as u64;
+        writer.file_unsynced |= !bytes.is_empty();
+        Ok((writer.number, offset))
+    }
+
+    /// Makes everything appended so far durable: `fdatasync` of the files written, and of the
+    /// directory when a file was created.
+    pub(crate) fn sync(&self) -> Result<(), Error> {
+        let mut writer = lock(&self.writer);
+        for file in std::mem::take(&mut writer.unsynced) {
+            file.sync_data()?;
+        }
+        if writer.file_unsynced {
+            if let Some(file) = &writer.file {
+                file.sync_data()?;
+            }
+            writer.file_unsynced = false;
+        }
+        if writer.dir_unsynced {
+            File::open(&self.dir)?.sync_all()?;
+            writer.dir_unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// The segment being appended to (never deleted).
+    pub(crate) fn current(&self) -> u64 {
+        lock(&self.writer).number
+    }
+
+    /// Stops appending to the current segment if it holds more than `min_len` bytes (none of
+    /// them in use, the caller knows): the next append starts a new one. Returns whether it
+    /// stopped, so that the caller can delete it.
+    pub(crate) fn retire_current(&self, min_len: u64) -> bool {
+        let mut writer = lock(&self.writer);
+        if writer.file.is_none() || writer.len <= min_len {
+            return false;
+        }
+        writer.file = None;
+        writer.file_unsynced = false;
+        true
+    }
+
+    /// Reads `len` bytes at `offset` of segment `number`.
+    pub(crate) fn read(&self, number: u64, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
+        let file = {
+            let mut readers = lock(&self.readers);
+            match readers.get(&number) {
+                Some(file) => file.clone(),
+                None => {
+                    let file = Arc::new(File::open(self.path(number))?);
+                    readers.insert(number, file.clone());
+                    file
+                }
+            }
+        };
+        let mut bytes = vec![0; len];
+        file.read_exact_at(&mut bytes, offset)?;
+        Ok(bytes)
+    }
+
+    /// Deletes segment `number` (no pack in it is in use any more, durably).
+    pub(crate) fn delete(&self, number: u64) {
+        lock(&self.readers).remove(&number);
+        if let Err(e) = fs::remove_file(self.path(number)) {
+            log::warn!("cannot delete segment {}: {}", number, e);
+        }
+    }
+
+    fn path(&self, number: u64) -> PathBuf {
+        self.dir.join(format!("{number:012}{SUFFIX}"))
+    }
+}
+
+fn number_of(name: &str) -> Option<u64> {
+    name.strip_suffix(SUFFIX)?.parse().ok()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
