@@ -312,10 +312,10 @@ fn database_dir(server: &Server) -> std::path::PathBuf {
 fn healthz_is_503_while_syncs_fail_and_200_once_one_succeeds() {
     let server = Server::start_with_metrics(&["--sync", "always"]);
     let mut c = Conn::connect(&server);
-    c.set("q", b"a");
-    // A sync reads the blob directory (to fdatasync new blobs): without it, syncs fail.
-    let blobs = database_dir(&server).join("blobs");
-    std::fs::remove_dir(&blobs).expect("remove the empty blob directory");
+    // The first commit after a start creates a segment file: without the segment directory,
+    // it fails, and so does every commit after it.
+    let segments = database_dir(&server).join("segments");
+    std::fs::remove_dir(&segments).expect("remove the empty segment directory");
     let refused = c.set_reply("q", b"b");
     assert!(
         refused.starts_with(b"SERVER_ERROR sync failure"),
@@ -331,7 +331,7 @@ fn healthz_is_503_while_syncs_fail_and_200_once_one_succeeds() {
     );
     assert_eq!(health.body.lines().count(), 1, "{}", health.body);
 
-    std::fs::create_dir(&blobs).unwrap();
+    std::fs::create_dir(&segments).unwrap();
     c.set("q", b"c");
     let health = http_get(server.metrics_addr(), "/healthz");
     assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));

@@ -71,11 +71,14 @@ impl CommitMetrics {
             .clone()
     }
 
-    /// Runs one sync and times it.
-    fn timed_sync(&self, target: &Mutex<Syncer>) -> Result<(), Error> {
+    /// Runs one sync (`checkpoint`: the index too, see [`Syncer::checkpoint`]) and times it.
+    fn timed_sync(&self, target: &Mutex<Syncer>, checkpoint: bool) -> Result<(), Error> {
         let mut syncer = lock(target);
         let started = Instant::now();
-        let result = syncer.sync();
+        let result = match checkpoint {
+            true => syncer.checkpoint(),
+            false => syncer.sync(),
+        };
         self.sync.observe(started.elapsed().as_secs_f64());
         if result.is_err() || self.failing.load(Ordering::Relaxed) {
             let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
@@ -99,8 +102,9 @@ pub enum SyncMode {
 
 /// How often appended items are written out when writes do not wait for a sync.
 const WRITE_EVERY: Duration = Duration::from_millis(10);
-/// How often `--sync always` commits what readers removed while nothing is written.
-const REMOVALS_EVERY: Duration = Duration::from_millis(200);
+/// How often `--sync always` makes the index durable too (which bounds what start-up replays
+/// after a crash, and gives unused segments back).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// How often `--sync never` syncs anyway.
 const NEVER_SYNC_EVERY: Duration = Duration::from_secs(1);
 /// Bytes appended and not written out above which a writer waits for a write-out.
@@ -157,7 +161,7 @@ impl Durability {
 
     /// Flushes and syncs now, whatever the mode (start-up, shutdown, compaction).
     pub(crate) fn sync_now(&self) -> Result<(), Error> {
-        self.metrics.timed_sync(&self.target)
+        self.metrics.timed_sync(&self.target, true)
     }
 
     /// The group commit's histograms.
@@ -230,27 +234,36 @@ fn lock(target: &Mutex<Syncer>) -> std::sync::MutexGuard<'_, Syncer> {
 }
 
 /// Waits for a request, takes every request that queued meanwhile, syncs once, answers all.
-/// Between requests, commits what readers changed (removals) every [`REMOVALS_EVERY`].
+/// A sync is a checkpoint when the last one is [`CHECKPOINT_EVERY`] old, and one runs then
+/// between requests too if anything changed (what readers removed, say).
 fn group_commit_loop(
     target: &Mutex<Syncer>,
     metrics: &CommitMetrics,
     requests: mpsc::Receiver<Reply>,
 ) {
+    let mut last_checkpoint = Instant::now();
     loop {
-        let batch: Vec<Reply> = match requests.recv_timeout(REMOVALS_EVERY) {
+        let batch: Vec<Reply> = match requests.recv_timeout(CHECKPOINT_EVERY) {
             Ok(first) => std::iter::once(first).chain(requests.try_iter()).collect(),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if lock(target).has_changes() {
-                    if let Err(e) = metrics.timed_sync(target) {
-                        log::error!("sync failed: {}", e);
-                    }
-                }
-                continue;
-            }
+            Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
-        metrics.writers.observe(batch.len() as f64);
-        let result = metrics.timed_sync(target).map_err(|e| e.to_string());
+        let checkpoint = last_checkpoint.elapsed() >= CHECKPOINT_EVERY;
+        if batch.is_empty() && !(checkpoint && lock(target).needs_checkpoint()) {
+            continue;
+        }
+        if checkpoint {
+            last_checkpoint = Instant::now();
+        }
+        if !batch.is_empty() {
+            metrics.writers.observe(batch.len() as f64);
+        }
+        let result = metrics
+            .timed_sync(target, checkpoint)
+            .map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            log::error!("sync failed: {}", e);
+        }
         for reply in batch {
             // A writer that went away no longer needs its answer.
             let _ = reply.try_send(result.clone());
@@ -278,9 +291,9 @@ fn tick_loop(
         let now = writes.load(Ordering::Relaxed);
         if last_sync.elapsed() >= period {
             last_sync = Instant::now();
-            // Removals count too: a sync is what gives emptied segments back.
+            // Removals count too: a checkpoint is what gives emptied segments back.
             if now != synced || std::mem::take(&mut written_since_sync) {
-                match metrics.timed_sync(target) {
+                match metrics.timed_sync(target, true) {
                     Ok(()) => {
                         synced = now;
                         // Tests wait for this line instead of guessing when the timer has fired.

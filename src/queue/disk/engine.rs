@@ -11,12 +11,25 @@
 
 use super::index::{self, PackEntry, QueueRecord};
 use super::log::{ItemLog, Plan, QueueShared};
+use super::pack::{encode_record, seal_block, BLOCK_HEADER};
 use super::segments::Segments;
 use super::sync::SledSync;
 use super::Error;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
+
+/// How far a commit goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Depth {
+    /// Into the files, for the operating system to write when it likes.
+    WriteOut,
+    /// Onto the disk: one `fdatasync` of the segments written. The index may lag behind: at
+    /// start-up, blocks past its mark are replayed from the segments (see `replay`).
+    Durable,
+    /// Onto the disk, index included; then segments no longer in use are deleted.
+    Checkpoint,
+}
 
 /// A run is written as full packs once it holds this many bytes.
 pub(crate) const PACK_BYTES: u64 = 16 * 1024;
@@ -44,6 +57,8 @@ pub(crate) struct Engine {
     /// Segments no longer in use, deleted once a durable commit has recorded it.
     emptied: Mutex<BTreeSet<u64>>,
     committing: Mutex<()>,
+    /// A commit changed the index since the last checkpoint.
+    unchecked: std::sync::atomic::AtomicBool,
     /// Open queues by name, so that every caller shares one log per queue.
     queues: Mutex<HashMap<String, Weak<QueueShared>>>,
     next_number: AtomicU64,
@@ -69,6 +84,7 @@ impl Engine {
             live: Mutex::new(live),
             emptied: Mutex::new(BTreeSet::new()),
             committing: Mutex::new(()),
+            unchecked: std::sync::atomic::AtomicBool::new(false),
             queues: Mutex::new(HashMap::new()),
             next_number: AtomicU64::new(next_number),
         }
@@ -134,14 +150,18 @@ impl Engine {
         !lock(&self.dirty).is_empty() || !lock(&self.deleted).is_empty()
     }
 
+    /// Whether a checkpoint would do anything.
+    pub(crate) fn needs_checkpoint(&self) -> bool {
+        self.has_changes() || self.unchecked.load(Ordering::Relaxed)
+    }
+
     /// Bytes appended and not yet written.
     pub(crate) fn pending_bytes(&self) -> u64 {
         self.pending.load(Ordering::Relaxed)
     }
 
-    /// Writes everything appended or removed so far; `durable`: and returns only once it is
-    /// on disk (`fdatasync` of the segments written, then of sled's log).
-    pub(crate) fn commit(&self, durable: bool) -> Result<(), Error> {
+    /// Writes everything appended or removed so far, as far as `depth` says.
+    pub(crate) fn commit(&self, depth: Depth) -> Result<(), Error> {
         let _one_at_a_time = lock(&self.committing);
         let (plans, deleted) = {
             let _no_appends = self.appending.write().unwrap_or_else(|e| e.into_inner());
@@ -149,7 +169,7 @@ impl Engine {
             let plans: Vec<Plan> = dirty.iter().filter_map(QueueShared::plan).collect();
             (plans, std::mem::take(&mut *lock(&self.deleted)))
         };
-        match self.write(&plans, &deleted, durable) {
+        match self.write(&plans, &deleted, depth) {
             Ok(segment) => {
                 for plan in plans {
                     plan.committed(segment, self);
@@ -168,21 +188,27 @@ impl Engine {
     }
 
     /// Writes the plans' packs and records; returns the segment the packs went to.
-    fn write(&self, plans: &[Plan], deleted: &[u64], durable: bool) -> Result<u64, Error> {
-        let mut frames = Vec::new();
+    fn write(&self, plans: &[Plan], deleted: &[u64], depth: Depth) -> Result<u64, Error> {
+        let mut block = vec![0u8; BLOCK_HEADER];
         let mut placed = Vec::new();
         for plan in plans {
             for pack in &plan.packs {
-                let offset = frames.len() as u64;
-                let len = pack.encode(plan.queue.number, &mut frames) as u32;
+                let offset = block.len() as u64;
+                let len = pack.encode(plan.queue.number, &mut block) as u32;
                 placed.push((offset, len));
             }
+            if let Some(record) = &plan.record {
+                encode_record(plan.queue.number, &record.encode(), &mut block);
+            }
         }
-        let (segment, base) = match frames.is_empty() {
+        let (segment, base) = match block.len() == BLOCK_HEADER {
             true => (self.segments.current(), 0),
-            false => self.segments.append(&frames)?,
+            false => {
+                seal_block(&mut block);
+                self.segments.append(&block)?
+            }
         };
-        if durable {
+        if depth != Depth::WriteOut {
             // Packs first: once the index names them, they must be on disk.
             self.segments.sync()?;
         }
@@ -225,9 +251,15 @@ impl Engine {
         for &queue in deleted {
             batch.remove(&index::record_key(queue)[..]);
         }
+        if block.len() > BLOCK_HEADER {
+            let end = base + block.len() as u64;
+            batch.insert(index::MARK, &index::encode_mark(segment, end)[..]);
+        }
         self.count_uses(uses, &mut batch);
         self.index.apply_batch(batch)?;
-        if durable {
+        self.unchecked.store(true, Ordering::Relaxed);
+        if depth == Depth::Checkpoint {
+            self.unchecked.store(false, Ordering::Relaxed);
             lock(&self.sled_sync).sync()?;
             self.delete_emptied();
         }

@@ -4,7 +4,9 @@
 //! - `n<name>` → queue number (u64): which queues exist;
 //! - `r<queue u64>` → [`QueueRecord`]: a queue's counters and removed ranges;
 //! - `p<queue u64><first id u64>` → [`PackEntry`]: where a pack is;
-//! - `s<segment u64>` → packs in that segment still in use (u64).
+//! - `s<segment u64>` → packs in that segment still in use (u64);
+//! - `w` → the mark: the segment and offset just past the last block this index records
+//!   (start-up replays the blocks after it).
 
 use super::ranges::Removed;
 use super::record::id_of;
@@ -18,6 +20,15 @@ pub(crate) fn name_key(name: &str) -> Vec<u8> {
 pub(crate) const NAME_PREFIX: &[u8] = b"n";
 pub(crate) const RECORD_PREFIX: &[u8] = b"r";
 pub(crate) const SEGMENT_PREFIX: &[u8] = b"s";
+
+pub(crate) const MARK: &[u8] = b"w";
+
+pub(crate) fn encode_mark(segment: u64, offset: u64) -> [u8; 16] {
+    let mut mark = [0u8; 16];
+    mark[..8].copy_from_slice(&segment.to_be_bytes());
+    mark[8..].copy_from_slice(&offset.to_be_bytes());
+    mark
+}
 
 pub(crate) fn record_key(queue: u64) -> [u8; 9] {
     keyed(b'r', queue)

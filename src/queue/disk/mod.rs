@@ -25,6 +25,7 @@ mod pack;
 mod ranges;
 mod record;
 mod recover;
+mod replay;
 mod segments;
 pub(crate) mod snapshot;
 mod sync;
@@ -37,7 +38,7 @@ pub(crate) use snapshot::Counts;
 pub(crate) use sync::Syncer;
 
 use super::Error;
-use engine::Engine;
+use engine::{Depth, Engine};
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -142,8 +143,15 @@ impl Disk {
                 deleted.push(number);
             }
         }
-        let segments = segments::Segments::open(&dir, |segment| live.contains_key(&segment))?;
-        let sled_sync = sync::SledSync::open(db.clone(), &dir)?;
+        let segments = segments::Segments::open(&dir)?;
+        let mut sled_sync = sync::SledSync::open(db.clone(), &dir)?;
+        let mut live = live;
+        let replayed = replay::replay(&index, &segments, &mut live)?;
+        if replayed > 0 {
+            ::log::info!("recovered {replayed} commits past the index's last checkpoint");
+            sled_sync.sync()?;
+        }
+        segments.remove_unused(|segment| live.contains_key(&segment))?;
         let engine = Arc::new(Engine::new(
             index,
             segments,
@@ -207,14 +215,14 @@ impl Disk {
     /// Writes everything in memory out, durably (for tools and tests; the server commits
     /// through a [`Syncer`]).
     pub(crate) fn write_out(&self) -> Result<(), Error> {
-        self.engine.commit(true)
+        self.engine.commit(Depth::Checkpoint)
     }
 
     /// Writes what is in memory out once enough has gathered (for tools appending many items
     /// without a group commit).
     pub(crate) fn write_out_if_large(&self) -> Result<(), Error> {
         if self.engine.pending_bytes() >= WRITE_OUT_BYTES {
-            self.engine.commit(false)?;
+            self.engine.commit(Depth::WriteOut)?;
         }
         Ok(())
     }
@@ -249,7 +257,7 @@ impl Disk {
         cache_bytes: u64,
         sled_flushes: bool,
     ) -> Result<Disk, Error> {
-        self.engine.commit(false)?;
+        self.engine.commit(Depth::WriteOut)?;
         let mut new = Disk::open(next.dir.clone(), cache_bytes, sled_flushes)?;
         for name in self.engine.queue_names()? {
             let to = new.queue_log(&name)?;

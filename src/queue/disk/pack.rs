@@ -1,9 +1,12 @@
-//! Packs: several items of one queue stored as one frame of a segment file.
+//! Packs: several items of one queue stored as one frame of a segment file; and blocks: the
+//! frames of one commit, appended to a segment in one write.
 //!
-//! Frame (big-endian): `body_len u32 | crc32(body) u32 | body`, where body is
-//! `queue u64 | first_seq u64 | count u32`, then per item `id u64 | len u32 | record`. A frame
-//! whose length or checksum does not match is never served: a torn write at a crash, or a
-//! damaged disk.
+//! Block (big-endian): `"tern" | body_len u32 | crc32(body) u32 | body`, the body being the
+//! commit's frames. Frame: `body_len u32 | crc32(body) u32 | body`, where body is
+//! `queue u64 | first_seq u64 | count u32`, then per item `id u64 | len u32 | record`. A block
+//! or frame whose length or checksum does not match is never used: a torn write at a crash,
+//! or a damaged disk. A whole block or none is replayed at start-up, which keeps a fanout
+//! atomic even when the index had not recorded its commit.
 
 use super::record::Record;
 use super::Error;
@@ -11,6 +14,85 @@ use sled::IVec;
 
 /// Frame header: body length and checksum.
 pub(crate) const FRAME_HEADER: usize = 8;
+/// Block header: magic, body length and checksum.
+pub(crate) const BLOCK_HEADER: usize = 12;
+const BLOCK_MAGIC: &[u8; 4] = b"tern";
+
+/// Wraps a commit's frames (in `out` after `BLOCK_HEADER` bytes reserved for the header).
+pub(crate) fn seal_block(out: &mut [u8]) {
+    let body = &out[BLOCK_HEADER..];
+    let (len, crc) = (body.len() as u32, crc32fast::hash(body));
+    out[0..4].copy_from_slice(BLOCK_MAGIC);
+    out[4..8].copy_from_slice(&len.to_be_bytes());
+    out[8..12].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// The valid blocks of `bytes` (a segment's content from a block boundary), in order, as
+/// (offset of the block, its body); stops at the first invalid one (a torn tail).
+pub(crate) fn blocks(bytes: &[u8]) -> Vec<(usize, &[u8])> {
+    let mut found = Vec::new();
+    let mut at = 0;
+    while let Some(header) = bytes.get(at..at + BLOCK_HEADER) {
+        let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        let crc = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+        let Some(body) = bytes.get(at + BLOCK_HEADER..at + BLOCK_HEADER + len) else {
+            break;
+        };
+        if &header[0..4] != BLOCK_MAGIC || crc32fast::hash(body) != crc {
+            break;
+        }
+        found.push((at, body));
+        at += BLOCK_HEADER + len;
+    }
+    found
+}
+
+/// The frames of a block's body: (offset in the body, the whole frame).
+pub(crate) fn frames(body: &[u8]) -> Vec<(usize, &[u8])> {
+    let mut found = Vec::new();
+    let mut at = 0;
+    while let Some(header) = body.get(at..at + FRAME_HEADER) {
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let Some(frame) = body.get(at..at + FRAME_HEADER + len) else {
+            break;
+        };
+        found.push((at, frame));
+        at += FRAME_HEADER + len;
+    }
+    found
+}
+
+/// The `count` of a frame that holds a queue's record (its counters and removed ranges, as
+/// the index keeps it) instead of items: a commit carries the records it changes, so that
+/// removals are as durable as the commit.
+const RECORD_FRAME: u32 = u32::MAX;
+
+/// Appends a record frame for `queue` to `out`.
+pub(crate) fn encode_record(queue: u64, record: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEADER]);
+    out.extend_from_slice(&queue.to_be_bytes());
+    out.extend_from_slice(&0u64.to_be_bytes());
+    out.extend_from_slice(&RECORD_FRAME.to_be_bytes());
+    out.extend_from_slice(record);
+    let body = &out[start + FRAME_HEADER..];
+    let (len, crc) = (body.len() as u32, crc32fast::hash(body));
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// The record a frame holds, if it is a record frame.
+pub(crate) fn record_in(frame: &[u8]) -> Option<&[u8]> {
+    let count = frame.get(FRAME_HEADER + 16..FRAME_HEADER + 20)?;
+    (count == RECORD_FRAME.to_be_bytes()).then(|| &frame[FRAME_HEADER + BODY_HEADER..])
+}
+
+/// The queue a frame belongs to.
+pub(crate) fn queue_of(frame: &[u8]) -> u64 {
+    frame
+        .get(FRAME_HEADER..FRAME_HEADER + 8)
+        .map_or(0, |b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
+}
 const BODY_HEADER: usize = 8 + 8 + 4;
 const ITEM_HEADER: usize = 8 + 4;
 
@@ -74,7 +156,11 @@ impl Pack {
             return Err(corrupt("checksum or length mismatch"));
         }
         let first_seq = number(&frame, FRAME_HEADER + 8, 8).unwrap_or(0);
-        let count = number(&frame, FRAME_HEADER + 16, 4).unwrap_or(0) as usize;
+        let count = number(&frame, FRAME_HEADER + 16, 4).unwrap_or(0) as u32;
+        if count == RECORD_FRAME {
+            return Err(corrupt("a record, not a pack"));
+        }
+        let count = count as usize;
         let frame = IVec::from(frame);
         let mut pack = Pack {
             first_seq,
@@ -133,5 +219,32 @@ mod tests {
         let last = frame.len() - 1;
         frame[last] ^= 1;
         assert!(Pack::decode(frame, 5).is_err());
+    }
+
+    #[test]
+    fn blocks_are_found_up_to_a_torn_one() {
+        let mut segment = Vec::new();
+        for queue in [1u64, 2] {
+            let mut block = vec![0u8; BLOCK_HEADER];
+            for first_seq in [0u64, 1] {
+                let items = vec![(first_seq + 10, Record::new(0, None, 0, b"x"))];
+                PackOut { first_seq, items }.encode(queue, &mut block);
+            }
+            seal_block(&mut block);
+            segment.extend_from_slice(&block);
+        }
+        let whole = blocks(&segment);
+        assert_eq!(whole.len(), 2);
+        let in_second = frames(whole[1].1);
+        assert_eq!(in_second.len(), 2);
+        assert_eq!(queue_of(in_second[1].1), 2);
+        let decoded = Pack::decode(in_second[1].1.to_vec(), 2).unwrap();
+        assert_eq!(decoded.ids, vec![11]);
+        segment.truncate(segment.len() - 1);
+        assert_eq!(
+            blocks(&segment).len(),
+            1,
+            "the torn second block is not used"
+        );
     }
 }

@@ -1,11 +1,11 @@
 //! Segment files: `<store>/segments/<n>.seg`, append-only, where packs are written. A commit
-//! appends its frames to the newest one; a new one is started past [`SEGMENT_BYTES`] and at
+//! appends its block of frames to the newest one; a new one is started past [`SEGMENT_BYTES`] and at
 //! every start. A segment is deleted once no pack in it is in use (the commit counts them).
 
 use super::Error;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -33,27 +33,14 @@ struct Writer {
 }
 
 impl Segments {
-    /// The segments under `store`; deletes those that `in_use` does not name (left by a crash
-    /// between a segment's last use and its deletion, or written by a commit that never
-    /// completed).
-    pub(crate) fn open(store: &Path, in_use: impl Fn(u64) -> bool) -> Result<Segments, Error> {
+    /// The segments under `store`; appends go to a new one.
+    pub(crate) fn open(store: &Path) -> Result<Segments, Error> {
         let dir = store.join("segments");
         fs::create_dir_all(&dir)?;
-        let mut highest = 0;
-        for entry in fs::read_dir(&dir)? {
-            let name = entry?.file_name();
-            let Some(number) = number_of(&name.to_string_lossy()) else {
-                continue;
-            };
-            highest = highest.max(number);
-            if !in_use(number) {
-                fs::remove_file(dir.join(&name))?;
-            }
-        }
-        Ok(Segments {
+        let segments = Segments {
             dir,
             writer: Mutex::new(Writer {
-                number: highest,
+                number: 0,
                 file: None,
                 len: 0,
                 unsynced: Vec::new(),
@@ -61,10 +48,45 @@ impl Segments {
                 dir_unsynced: false,
             }),
             readers: Mutex::new(HashMap::new()),
-        })
+        };
+        let highest = segments.numbers()?.last().copied().unwrap_or(0);
+        lock(&segments.writer).number = highest;
+        Ok(segments)
     }
 
-    /// Appends `bytes` (whole frames) to the newest segment; returns it and the offset.
+    /// The segment files there are, in order.
+    pub(crate) fn numbers(&self) -> Result<Vec<u64>, Error> {
+        let mut numbers = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            if let Some(number) = number_of(&entry?.file_name().to_string_lossy()) {
+                numbers.push(number);
+            }
+        }
+        numbers.sort_unstable();
+        Ok(numbers)
+    }
+
+    /// Deletes the segments `in_use` does not name (at start-up: left by a crash between a
+    /// segment's last use and its deletion, or holding only what no index entry names).
+    pub(crate) fn remove_unused(&self, in_use: impl Fn(u64) -> bool) -> Result<(), Error> {
+        for number in self.numbers()? {
+            if !in_use(number) {
+                fs::remove_file(self.path(number))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Segment `number` from `offset` to its end.
+    pub(crate) fn read_from(&self, number: u64, offset: u64) -> Result<Vec<u8>, Error> {
+        let mut file = File::open(self.path(number))?;
+        file.seek(std::io::SeekFrom::Start(offset))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Appends `bytes` (a whole block) to the newest segment; returns it and the offset.
     pub(crate) fn append(&self, bytes: &[u8]) -> Result<(u64, u64), Error> {
         let mut writer = lock(&self.writer);
         if writer.file.is_none() || writer.len >= SEGMENT_BYTES {

@@ -6,7 +6,7 @@
 //! values. So a durable sync here is: sled's flush, then `fdatasync` of the log file, of every
 //! blob file not synced yet, and of the blob directory.
 
-use super::engine::Engine;
+use super::engine::{Depth, Engine};
 use super::Error;
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -75,7 +75,12 @@ impl Syncer {
 impl Syncer {
     /// Returns once every write made to the database before the call is on disk.
     pub(crate) fn sync(&mut self) -> Result<(), Error> {
-        self.0.commit(true)
+        self.0.commit(Depth::Durable)
+    }
+
+    /// [`Syncer::sync`], and the index too; then gives unused segments back.
+    pub(crate) fn checkpoint(&mut self) -> Result<(), Error> {
+        self.0.commit(Depth::Checkpoint)
     }
 
     /// Whether anything waits to be committed (an append, a removal, a deletion).
@@ -83,8 +88,13 @@ impl Syncer {
         self.0.has_changes()
     }
 
+    /// Whether a checkpoint would do anything.
+    pub(crate) fn needs_checkpoint(&self) -> bool {
+        self.0.needs_checkpoint()
+    }
+
     /// Writes what is in memory out to the files, without waiting for the disk.
     pub(crate) fn write_out(&mut self) -> Result<(), Error> {
-        self.0.commit(false)
+        self.0.commit(Depth::WriteOut)
     }
 }
