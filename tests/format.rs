@@ -30,7 +30,13 @@ fn expect_rest_of_jobs(c: &mut Conn, key: &str) {
 #[test]
 fn a_format1_directory_is_served_as_it_was_left() {
     let server = Server::start_on_copy(&fixture(), &[]);
-    let mut c = Conn::connect(&server);
+    expect_served_as_left(&server);
+}
+
+/// What a server on the fixture's data (migrated, or exported and imported) serves.
+#[track_caller]
+fn expect_served_as_left(server: &Server) {
+    let mut c = Conn::connect(server);
     // Cursor c continues after `first`.
     expect_rest_of_jobs(&mut c, "jobs.c");
     expect_end(&mut c, "jobs.c");
@@ -95,4 +101,120 @@ fn an_unknown_format_version_refuses_to_start() {
         .unwrap()
         .unwrap();
     assert_eq!(&format[..], &99u64.to_be_bytes()[..]);
+}
+
+/// The export of a format 1 database, made from its sled trees directly: every queue and its
+/// items in id order, then every cursor's position and failed reads, as `src/queue/dump.rs`
+/// writes them (queues and cursors sorted by name).
+fn export_of_format1(store: &std::path::Path) -> Vec<u8> {
+    let db = sled::open(store).unwrap();
+    let meta = db.open_tree("meta").unwrap();
+    assert_eq!(
+        &meta.get("format").unwrap().unwrap()[..],
+        &1u64.to_be_bytes()[..]
+    );
+    let number = |bytes: &[u8]| u64::from_be_bytes(bytes[..8].try_into().unwrap());
+    let record = |out: &mut Vec<u8>, prefix: &str, key: &[u8], value: &[u8]| {
+        let flags = u32::from_be_bytes(value[..4].try_into().unwrap());
+        let expires = match number(&value[4..12]) {
+            u64::MAX => "never".to_string(),
+            ms => ms.to_string(),
+        };
+        let (enqueued, data) = (number(&value[12..20]), &value[20..]);
+        let (id, len) = (number(key), data.len());
+        out.extend(format!("{prefix} {id} {flags} {expires} {enqueued} {len}\n").bytes());
+        out.extend_from_slice(data);
+        out.push(b'\n');
+    };
+    let mut names: Vec<Vec<u8>> = db.tree_names().into_iter().map(|n| n.to_vec()).collect();
+    names.sort();
+    let queues: Vec<String> = names
+        .iter()
+        .filter_map(|name| name.strip_prefix(b"q."))
+        .map(|name| String::from_utf8(name.to_vec()).unwrap())
+        .collect();
+    let mut out = b"tern-export 1\n".to_vec();
+    let mut records = 0;
+    for queue in &queues {
+        out.extend(format!("queue {queue}\n").bytes());
+        records += 1;
+        for entry in db.open_tree(format!("q.{queue}")).unwrap().iter() {
+            let (key, value) = entry.unwrap();
+            record(&mut out, &format!("item {queue}"), &key, &value);
+            records += 1;
+        }
+    }
+    for entry in meta.scan_prefix("c.") {
+        let (key, position) = entry.unwrap();
+        let key = std::str::from_utf8(&key[2..]).unwrap().to_string();
+        let (queue, cursor) = key.split_once('.').unwrap();
+        let position = number(&position);
+        out.extend(format!("cursor {queue} {cursor} {position}\n").bytes());
+        records += 1;
+        for entry in db.open_tree(format!("f.{queue}.{cursor}")).unwrap().iter() {
+            let (key, value) = entry.unwrap();
+            record(&mut out, &format!("failed {queue} {cursor}"), &key, &value);
+            records += 1;
+        }
+    }
+    out.extend(format!("end {records}\n").bytes());
+    out
+}
+
+fn tern_on(command: &str, data: &std::path::Path, stdin: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args([command, "--data"])
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "tern {command} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+#[test]
+fn a_format1_directory_exports_and_imports_whole() {
+    // What the fixture holds, read from its sled trees (on a copy: sled writes when it opens).
+    let raw = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(), raw.path());
+    let expected = export_of_format1(&raw.path().join("store-1"));
+    // Two queues, both cursors and the failed read, every item (the expired one too: it is
+    // stored until a reader skips it).
+    let text = String::from_utf8_lossy(&expected);
+    assert_eq!(text.matches("\nqueue ").count(), 2, "{text}");
+    assert_eq!(text.matches("\nitem jobs ").count(), 5, "{text}");
+    assert_eq!(text.matches("\nitem mail ").count(), 1, "{text}");
+    assert_eq!(text.matches("\ncursor jobs ").count(), 2, "{text}");
+    assert_eq!(text.matches("\nfailed jobs f ").count(), 1, "{text}");
+
+    // `tern export` of the format 1 directory gives exactly that.
+    let source = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(), source.path());
+    let exported = tern_on("export", source.path(), b"");
+    assert!(
+        exported.starts_with(b"tern-export 1\n"),
+        "stdout of `tern export` must be the stream alone, nothing before it: {}",
+        common::esc(&exported[..exported.len().min(300)])
+    );
+    assert_eq!(common::esc(&exported), common::esc(&expected));
+
+    // Imported into a fresh directory, which then exports the same stream again.
+    let target = tempfile::tempdir().unwrap();
+    tern_on("import", target.path(), &exported);
+    let again = tern_on("export", target.path(), b"");
+    assert_eq!(common::esc(&again), common::esc(&exported));
+
+    // And a server on the imported directory serves what one on the fixture does.
+    let server = Server::start_on_copy(target.path(), &[]);
+    expect_served_as_left(&server);
 }
