@@ -243,12 +243,34 @@ fn handle_signals(server: server::ShutdownHandle, store: Store) -> std::io::Resu
     Ok(())
 }
 
+/// Log lines on standard error, for `tern export` (whose standard output is the export).
+struct StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record) {
+        eprintln!("{} {}", record.level(), record.args());
+    }
+
+    fn flush(&self) {}
+}
+
 fn main() -> anyhow::Result<()> {
     let options = Options::from_args();
     if let Some(Command::Top { addr, once }) = &options.command {
         return tern::top::run(addr, *once).with_context(|| format!("tern top on {addr}"));
     }
-    femme::with_level(options.log_level);
+    if matches!(options.command, Some(Command::Export)) {
+        // The export is standard output, where femme writes: its log lines go to stderr.
+        if log::set_logger(&StderrLog).is_ok() {
+            log::set_max_level(options.log_level);
+        }
+    } else {
+        femme::with_level(options.log_level);
+    }
     let (limits, queue_limits) = limits(&options)?;
     let store_config = queue::Config {
         path: options.data.clone(),

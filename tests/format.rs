@@ -207,6 +207,14 @@ fn a_format1_directory_exports_and_imports_whole() {
         common::esc(&exported[..exported.len().min(300)])
     );
     assert_eq!(common::esc(&exported), common::esc(&expected));
+    // An export changes nothing: the directory is still format 1, for the build that wrote it.
+    let current = std::fs::read_to_string(source.path().join("CURRENT")).unwrap();
+    assert_eq!(current, "store-1\n");
+    assert!(!source.path().join("store-2").exists());
+    assert_eq!(
+        common::esc(&tern_on("export", source.path(), b"")),
+        common::esc(&expected)
+    );
 
     // Imported into a fresh directory, which then exports the same stream again.
     let target = tempfile::tempdir().unwrap();

@@ -15,7 +15,7 @@
 //! Ids are kept, so cursor positions stay right and imported queues keep their order. Export
 //! reads a stopped server's directory; import fills a directory that has no queues yet.
 
-use super::disk::{generation, Disk, Record};
+use super::disk::{self, generation, Disk, Record};
 use super::item::Item;
 use super::{Config, Error};
 use std::io::{BufRead, Write};
@@ -48,26 +48,24 @@ pub fn export(config: &Config, out: &mut impl Write) -> Result<Summary, Error> {
             message,
         )));
     }
-    let disk = Disk::open_current(&config.path, config.cache_bytes, config.sled_flushes())?;
-    let queues = disk.queues()?;
+    let mut queues = disk::exported(&config.path, config.cache_bytes)?;
     let mut summary = Summary::default();
     writeln!(out, "{HEADER}")?;
-    for queue in &queues {
+    for queue in &mut queues {
         writeln!(out, "queue {}", queue.name)?;
         summary.queues += 1;
-        for entry in queue.log.iter() {
+        for entry in &mut queue.items {
             let (id, record) = entry?;
             write_item(out, &format!("item {}", queue.name), &Item::new(id, record))?;
             summary.items += 1;
         }
     }
-    for queue in &queues {
-        for cursor in &queue.cursors {
-            let (name, position) = (&cursor.name, cursor.position);
+    for queue in &mut queues {
+        for (name, position, failed) in &mut queue.cursors {
             writeln!(out, "cursor {} {name} {position}", queue.name)?;
             summary.cursors += 1;
             let prefix = format!("failed {} {name}", queue.name);
-            for entry in cursor.log.failed.iter() {
+            for entry in failed {
                 let (id, record) = entry?;
                 write_item(out, &prefix, &Item::new(id, record))?;
                 summary.failed_reads += 1;

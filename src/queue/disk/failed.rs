@@ -34,11 +34,8 @@ impl FailedLog {
     }
 
     /// Every failed read, in id order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = Result<(u64, Record), Error>> + '_ {
-        self.tree.iter().map(|entry| {
-            let (key, value) = entry?;
-            Ok((id_of(&key), Record::from_stored(value)))
-        })
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Result<(u64, Record), Error>> + 'static {
+        items_of(&self.tree)
     }
 
     pub(crate) fn len(&self) -> u64 {
@@ -69,6 +66,14 @@ impl FailedLog {
         self.db.drop_tree(self.tree.name())?;
         Ok(())
     }
+}
+
+/// The items of a tree keyed by id (failed reads; format 1's queues too), in id order.
+pub(super) fn items_of(tree: &sled::Tree) -> impl Iterator<Item = Result<(u64, Record), Error>> {
+    tree.iter().map(|entry| {
+        let (key, value) = entry?;
+        Ok((id_of(&key), Record::from_stored(value)))
+    })
 }
 
 /// A cursor's durable part: its saved position and its failed reads (copies keyed by their

@@ -44,6 +44,38 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Items in id order, as an export reads them.
+pub(crate) type ItemIter = Box<dyn Iterator<Item = Result<(u64, Record), Error>>>;
+
+/// One queue as an export reads it: its items, and its cursors (name, position, failed reads).
+pub(crate) struct Exported {
+    pub(crate) name: String,
+    pub(crate) items: ItemIter,
+    pub(crate) cursors: Vec<(String, u64, ItemIter)>,
+}
+
+/// Everything in the data directory `data`, for an export: read as it is, a directory of
+/// format 1 included (an export changes no data).
+pub(crate) fn exported(data: &Path, cache_bytes: u64) -> Result<Vec<Exported>, Error> {
+    let dir = generation::current(data)?;
+    let disk = match Disk::open(dir.clone(), cache_bytes, true) {
+        Err(Error::Format { found: 1, .. }) => return v1::exported(&dir, cache_bytes),
+        opened => opened?,
+    };
+    let queues = disk.queues()?.into_iter().map(|queue| {
+        let cursors = queue.cursors.into_iter().map(|cursor| {
+            let failed: ItemIter = Box::new(cursor.log.failed.iter());
+            (cursor.name, cursor.position, failed)
+        });
+        Exported {
+            name: queue.name,
+            items: Box::new(queue.log.iter()),
+            cursors: cursors.collect(),
+        }
+    });
+    Ok(queues.collect())
+}
+
 /// The on-disk format this build reads and writes.
 pub(crate) const FORMAT_VERSION: u64 = 2;
 

@@ -6,8 +6,10 @@
 //! leaves either the old database in use (the next start migrates again) or the new one.
 //! Cursor positions and failed reads keep their keys and trees; ids stay what they were.
 
+use super::failed::items_of;
 use super::generation::{self, Next};
-use super::{copy_tree, names, record, Disk, Error, Record};
+use super::{copy_tree, names, record, Disk, Error, Exported, ItemIter, Record};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -76,4 +78,41 @@ fn copy(old: &sled::Db, new: &mut Disk) -> Result<u64, Error> {
     // Above every id the old database gave out (its counter only grows).
     new.raise_ids_above(id_base + old.generate_id()?)?;
     Ok(items)
+}
+
+/// The queues of the format 1 database in `dir`, read as they are (for an export).
+pub(super) fn exported(dir: &Path, cache_bytes: u64) -> Result<Vec<Exported>, Error> {
+    let db = sled::Config::new()
+        .path(dir)
+        .cache_capacity(cache_bytes)
+        .open()?;
+    let meta = db.open_tree("meta")?;
+    let mut queues = BTreeMap::new();
+    for tree in db.tree_names() {
+        if let Some(queue) = names::parse_queue_tree(&tree) {
+            let items: ItemIter = Box::new(items_of(&db.open_tree(&tree)?));
+            queues.insert(
+                queue.clone(),
+                Exported {
+                    name: queue,
+                    items,
+                    cursors: Vec::new(),
+                },
+            );
+        }
+    }
+    for entry in meta.scan_prefix(names::CURSOR_PREFIX) {
+        let (key, position) = entry?;
+        let Some((queue, cursor)) = names::parse_cursor_key(&key) else {
+            continue;
+        };
+        if let Some(exported) = queues.get_mut(&queue) {
+            let failed = db.open_tree(names::failed_tree(&queue, &cursor))?;
+            let failed: ItemIter = Box::new(items_of(&failed));
+            exported
+                .cursors
+                .push((cursor, record::id_of(&position), failed));
+        }
+    }
+    Ok(queues.into_values().collect())
 }
