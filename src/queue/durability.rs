@@ -52,7 +52,7 @@ impl CommitMetrics {
             ),
             sync: histogram(
                 "tern_commit_sync_seconds",
-                "Duration of one durable sync: sled's flush, then fdatasync of its files.",
+                "Duration of one commit: its block written and fdatasynced, then the index updated (a checkpoint: and synced).",
                 seconds(),
             ),
             failing: AtomicBool::new(false),
@@ -73,19 +73,39 @@ impl CommitMetrics {
 
     /// Runs one sync (`checkpoint`: the index too, see [`Syncer::checkpoint`]) and times it.
     fn timed_sync(&self, target: &Mutex<Syncer>, checkpoint: bool) -> Result<(), Error> {
+        self.timed_sync_then(target, checkpoint, || {})
+    }
+
+    /// [`CommitMetrics::timed_sync`], calling `durable` as soon as the writes are on disk.
+    fn timed_sync_then(
+        &self,
+        target: &Mutex<Syncer>,
+        checkpoint: bool,
+        durable: impl FnOnce(),
+    ) -> Result<(), Error> {
         let mut syncer = lock(target);
         let started = Instant::now();
+        // Writers hear of success only once health says so too.
+        let durable = || {
+            self.note_result(&Ok(()));
+            durable();
+        };
         let result = match checkpoint {
-            true => syncer.checkpoint(),
-            false => syncer.sync(),
+            true => syncer.checkpoint(durable),
+            false => syncer.sync(durable),
         };
         self.sync.observe(started.elapsed().as_secs_f64());
+        self.note_result(&result);
+        result
+    }
+
+    /// Records whether the last sync failed, and why.
+    fn note_result(&self, result: &Result<(), Error>) {
         if result.is_err() || self.failing.load(Ordering::Relaxed) {
             let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
             *failure = result.as_ref().err().map(ToString::to_string);
             self.failing.store(failure.is_some(), Ordering::Relaxed);
         }
-        result
     }
 }
 
@@ -108,7 +128,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// How often `--sync never` syncs anyway.
 const NEVER_SYNC_EVERY: Duration = Duration::from_secs(1);
 /// Bytes appended and not written out above which a writer waits for a write-out.
-const PENDING_LIMIT: u64 = 32 * 1024 * 1024;
+const PENDING_LIMIT: u64 = 4 * 1024 * 1024;
 
 type Reply = async_channel::Sender<Result<(), String>>;
 
@@ -258,16 +278,20 @@ fn group_commit_loop(
         if !batch.is_empty() {
             metrics.writers.observe(batch.len() as f64);
         }
-        let result = metrics
-            .timed_sync(target, checkpoint)
-            .map_err(|e| e.to_string());
+        // Writers are answered as soon as their writes are on disk; the index work after
+        // that is the commit's own.
+        let mut waiting = Some(batch);
+        let answer = |waiting: &mut Option<Vec<Reply>>, result: Result<(), String>| {
+            for reply in waiting.take().unwrap_or_default() {
+                // A writer that went away no longer needs its answer.
+                let _ = reply.try_send(result.clone());
+            }
+        };
+        let result = metrics.timed_sync_then(target, checkpoint, || answer(&mut waiting, Ok(())));
         if let Err(e) = &result {
             log::error!("sync failed: {}", e);
         }
-        for reply in batch {
-            // A writer that went away no longer needs its answer.
-            let _ = reply.try_send(result.clone());
-        }
+        answer(&mut waiting, result.map_err(|e| e.to_string()));
     }
 }
 

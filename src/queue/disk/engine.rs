@@ -162,6 +162,12 @@ impl Engine {
 
     /// Writes everything appended or removed so far, as far as `depth` says.
     pub(crate) fn commit(&self, depth: Depth) -> Result<(), Error> {
+        self.commit_then(depth, || {})
+    }
+
+    /// [`Engine::commit`], calling `durable` as soon as what it writes is on disk (the index
+    /// is brought up to date after: writers need not wait for it).
+    pub(crate) fn commit_then(&self, depth: Depth, durable: impl FnOnce()) -> Result<(), Error> {
         let _one_at_a_time = lock(&self.committing);
         let (plans, deleted) = {
             let _no_appends = self.appending.write().unwrap_or_else(|e| e.into_inner());
@@ -169,7 +175,7 @@ impl Engine {
             let plans: Vec<Plan> = dirty.iter().filter_map(QueueShared::plan).collect();
             (plans, std::mem::take(&mut *lock(&self.deleted)))
         };
-        match self.write(&plans, &deleted, depth) {
+        match self.write(&plans, &deleted, depth, durable) {
             Ok(segment) => {
                 for plan in plans {
                     plan.committed(segment, self);
@@ -188,17 +194,25 @@ impl Engine {
     }
 
     /// Writes the plans' packs and records; returns the segment the packs went to.
-    fn write(&self, plans: &[Plan], deleted: &[u64], depth: Depth) -> Result<u64, Error> {
+    fn write(
+        &self,
+        plans: &[Plan],
+        deleted: &[u64],
+        depth: Depth,
+        durable: impl FnOnce(),
+    ) -> Result<u64, Error> {
         let mut block = vec![0u8; BLOCK_HEADER];
         let mut placed = Vec::new();
         for plan in plans {
+            // The record first: replay learns a new queue's name from it.
+            if let Some(record) = &plan.record {
+                let (number, name) = (plan.queue.number, &plan.queue.name);
+                encode_record(number, name, &record.encode(), &mut block);
+            }
             for pack in &plan.packs {
                 let offset = block.len() as u64;
                 let len = pack.encode(plan.queue.number, &mut block) as u32;
                 placed.push((offset, len));
-            }
-            if let Some(record) = &plan.record {
-                encode_record(plan.queue.number, &record.encode(), &mut block);
             }
         }
         let (segment, base) = match block.len() == BLOCK_HEADER {
@@ -211,6 +225,7 @@ impl Engine {
         if depth != Depth::WriteOut {
             // Packs first: once the index names them, they must be on disk.
             self.segments.sync()?;
+            durable();
         }
         let mut uses: HashMap<u64, i64> = HashMap::new();
         for &queue in deleted {

@@ -75,6 +75,13 @@ impl Plan {
     /// The plan is on disk (in `segment`): the run forgets what is in full packs now.
     pub(super) fn committed(self, segment: u64, engine: &Engine) {
         let mut state = lock(&self.queue.state);
+        engine
+            .pending
+            .fetch_sub(self.written_bytes, Ordering::Relaxed);
+        if state.deleted {
+            // Deleted meanwhile: its run is gone, and the next commit drops its packs.
+            return;
+        }
         match self.merged {
             Some(n) => {
                 let gone: u64 = state.run.drain(..n).map(|(_, r)| stored_len(&r)).sum();

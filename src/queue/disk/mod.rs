@@ -160,7 +160,15 @@ impl Disk {
             .get(names::ID_BASE)?
             .map_or(0, |base| record::id_of(&base));
         let index = db.open_tree("index")?;
-        let live = engine::load_live(&index)?;
+        let mut live = engine::load_live(&index)?;
+        let segments = segments::Segments::open(&dir)?;
+        let mut sled_sync = sync::SledSync::open(db.clone(), &dir)?;
+        let replayed = replay::replay(&index, &segments, &mut live)?;
+        if replayed > 0 {
+            ::log::info!("recovered {replayed} commits past the index's last checkpoint");
+            sled_sync.sync()?;
+        }
+        segments.remove_unused(|segment| live.contains_key(&segment))?;
         let named: HashSet<u64> = index
             .scan_prefix(index::NAME_PREFIX)
             .values()
@@ -175,15 +183,6 @@ impl Disk {
                 deleted.push(number);
             }
         }
-        let segments = segments::Segments::open(&dir)?;
-        let mut sled_sync = sync::SledSync::open(db.clone(), &dir)?;
-        let mut live = live;
-        let replayed = replay::replay(&index, &segments, &mut live)?;
-        if replayed > 0 {
-            ::log::info!("recovered {replayed} commits past the index's last checkpoint");
-            sled_sync.sync()?;
-        }
-        segments.remove_unused(|segment| live.contains_key(&segment))?;
         let engine = Arc::new(Engine::new(
             index,
             segments,

@@ -62,18 +62,20 @@ pub(crate) fn frames(body: &[u8]) -> Vec<(usize, &[u8])> {
     found
 }
 
-/// The `count` of a frame that holds a queue's record (its counters and removed ranges, as
-/// the index keeps it) instead of items: a commit carries the records it changes, so that
-/// removals are as durable as the commit.
+/// The `count` of a frame that holds a queue's name and record (counters and removed
+/// ranges, as the index keeps them) instead of items: a commit carries the records it
+/// changes, so that a new queue and removals are as durable as the commit.
 const RECORD_FRAME: u32 = u32::MAX;
 
-/// Appends a record frame for `queue` to `out`.
-pub(crate) fn encode_record(queue: u64, record: &[u8], out: &mut Vec<u8>) {
+/// Appends a record frame for queue `queue`, named `name`, to `out`.
+pub(crate) fn encode_record(queue: u64, name: &str, record: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_HEADER]);
     out.extend_from_slice(&queue.to_be_bytes());
     out.extend_from_slice(&0u64.to_be_bytes());
     out.extend_from_slice(&RECORD_FRAME.to_be_bytes());
+    out.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(record);
     let body = &out[start + FRAME_HEADER..];
     let (len, crc) = (body.len() as u32, crc32fast::hash(body));
@@ -81,10 +83,22 @@ pub(crate) fn encode_record(queue: u64, record: &[u8], out: &mut Vec<u8>) {
     out[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
 }
 
-/// The record a frame holds, if it is a record frame.
-pub(crate) fn record_in(frame: &[u8]) -> Option<&[u8]> {
+/// The queue's name and record a frame holds, if it is a (valid) record frame.
+pub(crate) fn record_in(frame: &[u8]) -> Option<(&[u8], &[u8])> {
     let count = frame.get(FRAME_HEADER + 16..FRAME_HEADER + 20)?;
-    (count == RECORD_FRAME.to_be_bytes()).then(|| &frame[FRAME_HEADER + BODY_HEADER..])
+    if count != RECORD_FRAME.to_be_bytes() {
+        return None;
+    }
+    let len = frame.get(FRAME_HEADER..)?.len() as u32;
+    let crc = u32::from_be_bytes(frame.get(4..8)?.try_into().ok()?);
+    let declared = u32::from_be_bytes(frame.get(0..4)?.try_into().ok()?);
+    if len != declared || crc32fast::hash(&frame[FRAME_HEADER..]) != crc {
+        return None;
+    }
+    let rest = &frame[FRAME_HEADER + BODY_HEADER..];
+    let name_len = u16::from_be_bytes(rest.get(0..2)?.try_into().ok()?) as usize;
+    let name = rest.get(2..2 + name_len)?;
+    Some((name, &rest[2 + name_len..]))
 }
 
 /// The queue a frame belongs to.

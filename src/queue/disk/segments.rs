@@ -1,24 +1,36 @@
 //! Segment files: `<store>/segments/<n>.seg`, append-only, where packs are written. A commit
-//! appends its block of frames to the newest one; a new one is started past [`SEGMENT_BYTES`] and at
-//! every start. A segment is deleted once no pack in it is in use (the commit counts them).
+//! appends its block of frames to the newest one; a new one is started past
+//! [`SEGMENT_BYTES`] and at every start. A segment is deleted once no pack in it is in use
+//! (the commit counts them).
+//!
+//! Once a segment is half full, the next one is made ahead of time, by a thread of its own,
+//! full of zeros and synced with its directory entry: writing over blocks that exist already spares each commit's
+//! `fdatasync` the file-size update an append costs (about 190 against 135 µs here). Zeros
+//! are no valid block, so replay stops where the writes ended.
 
 use super::Error;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Seek};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A segment is closed once it is this large: small enough that a drained queue gives its
 /// disk back soon, large enough that files stay few.
 pub(crate) const SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
 const SUFFIX: &str = ".seg";
+const SPARE_SUFFIX: &str = "spare";
 
 pub(crate) struct Segments {
     dir: PathBuf,
     writer: Mutex<Writer>,
     readers: Mutex<HashMap<u64, Arc<File>>>,
+    /// The next segment, made ahead (see the module doc) under a name of its own until it
+    /// is put in use, once ready; and whether one is being made.
+    spare: Arc<Mutex<Option<(PathBuf, File)>>>,
+    making_spare: Arc<AtomicBool>,
 }
 
 struct Writer {
@@ -48,7 +60,16 @@ impl Segments {
                 dir_unsynced: false,
             }),
             readers: Mutex::new(HashMap::new()),
+            spare: Arc::new(Mutex::new(None)),
+            making_spare: Arc::new(AtomicBool::new(false)),
         };
+        // Spares a stop left behind.
+        for entry in fs::read_dir(&segments.dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == SPARE_SUFFIX) {
+                fs::remove_file(path)?;
+            }
+        }
         let highest = segments.numbers()?.last().copied().unwrap_or(0);
         lock(&segments.writer).number = highest;
         Ok(segments)
@@ -91,10 +112,17 @@ impl Segments {
         let mut writer = lock(&self.writer);
         if writer.file.is_none() || writer.len >= SEGMENT_BYTES {
             let number = writer.number + 1;
-            let file = OpenOptions::new()
-                .create_new(true)
-                .append(true)
-                .open(self.path(number))?;
+            let file = match lock(&self.spare).take() {
+                Some((spare, file)) => {
+                    fs::rename(spare, self.path(number))?;
+                    file
+                }
+                None => OpenOptions::new()
+                    .create_new(true)
+                    .write(true)
+                    .open(self.path(number))?,
+            };
+            writer.dir_unsynced = true;
             if let Some(old) = writer.file.replace(file) {
                 if writer.file_unsynced {
                     writer.unsynced.push(old);
@@ -102,15 +130,62 @@ impl Segments {
             }
             writer.number = number;
             writer.len = 0;
-            writer.dir_unsynced = true;
         }
         let offset = writer.len;
-        if let Some(file) = writer.file.as_mut() {
-            file.write_all(bytes)?;
+        if let Some(file) = writer.file.as_ref() {
+            file.write_all_at(bytes, offset)?;
         }
         writer.len += bytes.len() as u64;
+        if writer.len >= SEGMENT_BYTES / 2 {
+            // Only a server that fills segments pays for spares.
+            self.make_spare(writer.number);
+        }
         writer.file_unsynced |= !bytes.is_empty();
         Ok((writer.number, offset))
+    }
+
+    /// Makes the next segment ahead of time, on a thread of its own (named after the one
+    /// just started, `number`), unless one is ready or being made.
+    fn make_spare(&self, number: u64) {
+        if lock(&self.spare).is_some() || self.making_spare.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let path = self.dir.join(format!("{number:012}.{SPARE_SUFFIX}"));
+        let (dir, spare, making) = (
+            self.dir.clone(),
+            self.spare.clone(),
+            self.making_spare.clone(),
+        );
+        let made = std::thread::Builder::new()
+            .name("tern-segment".into())
+            .spawn(move || {
+                let file = (|| {
+                    let file = OpenOptions::new()
+                        .create_new(true)
+                        .write(true)
+                        .open(&path)?;
+                    let zeros = vec![0u8; 1024 * 1024];
+                    for at in (0..SEGMENT_BYTES).step_by(zeros.len()) {
+                        file.write_all_at(&zeros, at)?;
+                    }
+                    file.sync_all()?;
+                    File::open(&dir)?.sync_all()?;
+                    Ok::<_, std::io::Error>(file)
+                })();
+                match file {
+                    Ok(file) => *lock(&spare) = Some((path, file)),
+                    Err(e) => {
+                        // The writer makes the segment itself when it gets there.
+                        log::warn!("cannot make segment {} ahead: {}", path.display(), e);
+                        let _ = fs::remove_file(&path);
+                    }
+                }
+                making.store(false, Ordering::Release);
+            });
+        if let Err(e) = made {
+            self.making_spare.store(false, Ordering::Release);
+            log::warn!("cannot start the thread that makes segments ahead: {}", e);
+        }
     }
 
     /// Makes everything appended so far durable: `fdatasync` of the files written, and of the
