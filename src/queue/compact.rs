@@ -1,9 +1,10 @@
-//! Compaction: giving disk space back after queues drain.
+//! Compaction: giving disk space back that the segments cannot.
 //!
-//! sled reuses freed space but its file rarely shrinks: after a deep queue drains, the data
-//! directory stays at its peak size. So when the directory is many times the size of the
-//! live data, the live data is copied into a fresh database and the server switches to it,
-//! through the crash-safe switch of [`generation`].
+//! A segment file is deleted once none of its packs is in use, so a drained queue gives its
+//! disk back by itself. A segment pinned by a few live packs among dead ones (an item nobody
+//! takes, a long open read) is not; nor is the space sled's own files grew to. So when the
+//! directory is many times the size of the live data, the live data is copied into a fresh
+//! database and the server switches to it, through the crash-safe switch of [`generation`].
 //!
 //! Copying holds every queue's lock, so the server pauses while it runs; it only runs when
 //! the live data is small ([`MAX_LIVE_BYTES`]), which keeps the pause short.
@@ -61,13 +62,13 @@ pub(crate) fn start_watching(store: &Store) {
 impl Store {
     fn compact_if_worth_it(&self, last: &mut Last) -> Result<(), Error> {
         let live: u64 = self.stats().iter().map(|queue| queue.bytes).sum();
-        let disk = disk::directory_size(self.disk().dir());
+        let disk = self.disk().compactable_bytes();
         let wasteful = disk > SLACK_BYTES + RATIO * live && live <= MAX_LIVE_BYTES;
         let changed = disk > last.disk + SLACK_BYTES || live < last.live / 2;
         if wasteful && changed {
             self.compact()?;
             *last = Last {
-                disk: disk::directory_size(self.disk().dir()),
+                disk: self.disk().compactable_bytes(),
                 live,
             };
         }

@@ -332,7 +332,10 @@ fn tick_loop(
         let written = match syncer.has_changes() {
             true => {
                 written_since_sync = true;
-                syncer.write_out().map_err(|e| e.to_string())
+                // Writers that asked wait for memory to be freed: everything goes.
+                syncer
+                    .write_out(!asked.is_empty())
+                    .map_err(|e| e.to_string())
             }
             false => Ok(()),
         };

@@ -22,8 +22,11 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 /// How far a commit goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Depth {
-    /// Into the files, for the operating system to write when it likes.
+    /// Into the files, for the operating system to write when it likes; a queue's run that
+    /// is still growing and smaller than a pack waits for the next commit.
     WriteOut,
+    /// As `WriteOut`, every run included.
+    WriteAll,
     /// Onto the disk: one `fdatasync` of the segments written. The index may lag behind: at
     /// start-up, blocks past its mark are replayed from the segments (see `replay`).
     Durable,
@@ -172,7 +175,10 @@ impl Engine {
         let (plans, deleted) = {
             let _no_appends = self.appending.write().unwrap_or_else(|e| e.into_inner());
             let dirty = std::mem::take(&mut *lock(&self.dirty));
-            let plans: Vec<Plan> = dirty.iter().filter_map(QueueShared::plan).collect();
+            let plans: Vec<Plan> = dirty
+                .iter()
+                .filter_map(|queue| QueueShared::plan(queue, depth, self))
+                .collect();
             (plans, std::mem::take(&mut *lock(&self.deleted)))
         };
         match self.write(&plans, &deleted, depth, durable) {
@@ -222,7 +228,7 @@ impl Engine {
                 self.segments.append(&block)?
             }
         };
-        if depth != Depth::WriteOut {
+        if !matches!(depth, Depth::WriteOut | Depth::WriteAll) {
             // Packs first: once the index names them, they must be on disk.
             self.segments.sync()?;
             durable();

@@ -6,7 +6,7 @@
 //! read stay cached, so a reader walking the queue reads each pack once). A removed item is
 //! only a number in the queue's [`Removed`] ranges until its whole pack can go.
 
-use super::engine::{lock, Engine, PACK_BYTES};
+use super::engine::{lock, Depth, Engine, PACK_BYTES};
 use super::index::{self, PackEntry, QueueRecord};
 use super::pack::{Pack, PackOut};
 use super::ranges::Removed;
@@ -51,6 +51,8 @@ struct LogState {
     dirty: bool,
     /// The record changed since the last commit.
     changed: bool,
+    /// Items were appended since the last plan.
+    growing: bool,
     deleted: bool,
     /// Packs read: first id, where the pack is (segment, offset), the pack.
     cache: Vec<(u64, (u64, u64), Arc<Pack>)>,
@@ -138,6 +140,7 @@ impl QueueShared {
                 swept: 0,
                 dirty: false,
                 changed: false,
+                growing: false,
                 deleted: false,
                 cache: Vec::new(),
             }),
@@ -151,8 +154,10 @@ impl QueueShared {
         }
     }
 
-    /// What the next commit writes for this queue (taken with appends stopped).
-    pub(super) fn plan(queue: &Arc<QueueShared>) -> Option<Plan> {
+    /// What the next commit writes for this queue (taken with appends stopped). A write-out
+    /// (no sync asked) leaves a run that is still growing in memory until it fills a pack or
+    /// stops growing: written once, as a full pack, rather than as small packs first.
+    pub(super) fn plan(queue: &Arc<QueueShared>, depth: Depth, engine: &Engine) -> Option<Plan> {
         let mut state = lock(&queue.state);
         state.dirty = false;
         if state.deleted {
@@ -161,6 +166,11 @@ impl QueueShared {
         let n = state.run.len();
         let first_seq = state.run_first_seq;
         let all_removed = state.removed.covers(first_seq, first_seq + n as u64);
+        let growing = std::mem::take(&mut state.growing);
+        if depth == Depth::WriteOut && growing && state.run_bytes < PACK_BYTES && !all_removed {
+            queue.mark_dirty(&mut state, engine);
+            return None;
+        }
         let written_bytes: u64 = state.run[state.run_written..]
             .iter()
             .map(|(_, r)| stored_len(r))
@@ -263,6 +273,7 @@ impl ItemLog {
         state.last_id = id;
         state.last_enqueued_ms = record.enqueued_ms();
         state.changed = true;
+        state.growing = true;
         engine
             .pending
             .fetch_add(stored_len(record), Ordering::Relaxed);

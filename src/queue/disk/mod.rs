@@ -204,6 +204,12 @@ impl Disk {
         &self.dir
     }
 
+    /// Bytes compaction could give back: the directory but the segment being written and
+    /// the one made ahead, which no compaction makes smaller.
+    pub(crate) fn compactable_bytes(&self) -> u64 {
+        directory_size(&self.dir).saturating_sub(self.engine.segments.working_bytes())
+    }
+
     /// The next item id: unique and increasing, across restarts, crashes and switches.
     pub(crate) fn next_id(&self) -> Result<u64, Error> {
         Ok(self.id_base + self.db.generate_id()?)
@@ -288,7 +294,7 @@ impl Disk {
         cache_bytes: u64,
         sled_flushes: bool,
     ) -> Result<Disk, Error> {
-        self.engine.commit(Depth::WriteOut)?;
+        self.engine.commit(Depth::WriteAll)?;
         let mut new = Disk::open(next.dir.clone(), cache_bytes, sled_flushes)?;
         for name in self.engine.queue_names()? {
             let to = new.queue_log(&name)?;

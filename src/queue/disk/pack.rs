@@ -27,18 +27,33 @@ pub(crate) fn seal_block(out: &mut [u8]) {
     out[8..12].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// The body length and checksum a block header gives; `None` if it is no block header.
+pub(crate) fn block_header(header: &[u8]) -> Option<(usize, u32)> {
+    let header = header.get(..BLOCK_HEADER)?;
+    if &header[0..4] != BLOCK_MAGIC {
+        return None;
+    }
+    let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    let crc = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+    Some((len, crc))
+}
+
+/// Whether a block's body matches the checksum of its header.
+pub(crate) fn block_intact(crc: u32, body: &[u8]) -> bool {
+    crc32fast::hash(body) == crc
+}
+
 /// The valid blocks of `bytes` (a segment's content from a block boundary), in order, as
 /// (offset of the block, its body); stops at the first invalid one (a torn tail).
+#[cfg(test)]
 pub(crate) fn blocks(bytes: &[u8]) -> Vec<(usize, &[u8])> {
     let mut found = Vec::new();
     let mut at = 0;
-    while let Some(header) = bytes.get(at..at + BLOCK_HEADER) {
-        let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-        let crc = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+    while let Some((len, crc)) = bytes.get(at..).and_then(block_header) {
         let Some(body) = bytes.get(at + BLOCK_HEADER..at + BLOCK_HEADER + len) else {
             break;
         };
-        if &header[0..4] != BLOCK_MAGIC || crc32fast::hash(body) != crc {
+        if !block_intact(crc, body) {
             break;
         }
         found.push((at, body));

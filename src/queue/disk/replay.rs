@@ -35,14 +35,14 @@ pub(super) fn replay(
         if number < mark_segment {
             continue;
         }
-        let start = if number == mark_segment {
+        // Block by block: memory holds one block, whatever the segment's size.
+        let mut block = if number == mark_segment {
             mark_offset
         } else {
             0
         };
-        let bytes = segments.read_from(number, start)?;
-        for (at, body) in pack::blocks(&bytes) {
-            let block = start + at as u64;
+        while let Some(body) = read_block(segments, number, block) {
+            let body = body.as_slice();
             let mut batch = sled::Batch::default();
             let mut changed = HashSet::new();
             for (frame_at, frame) in pack::frames(body) {
@@ -102,9 +102,24 @@ pub(super) fn replay(
             batch.insert(index::MARK, &index::encode_mark(number, end)[..]);
             index.apply_batch(batch)?;
             replayed += 1;
+            block = end;
         }
     }
     Ok(replayed)
+}
+
+/// The body of the block at `offset` of segment `number`, if a whole, intact one is there.
+fn read_block(segments: &Segments, number: u64, offset: u64) -> Option<Vec<u8>> {
+    let header = segments.read(number, offset, BLOCK_HEADER).ok()?;
+    let (len, crc) = pack::block_header(&header)?;
+    // A torn header may give any length: no larger than what the file holds.
+    if offset + (BLOCK_HEADER + len) as u64 > segments.size(number).ok()? {
+        return None;
+    }
+    let body = segments
+        .read(number, offset + BLOCK_HEADER as u64, len)
+        .ok()?;
+    pack::block_intact(crc, &body).then_some(body)
 }
 
 #[cfg(test)]

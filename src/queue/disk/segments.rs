@@ -11,7 +11,6 @@
 use super::Error;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,15 +95,6 @@ impl Segments {
             }
         }
         Ok(())
-    }
-
-    /// Segment `number` from `offset` to its end.
-    pub(crate) fn read_from(&self, number: u64, offset: u64) -> Result<Vec<u8>, Error> {
-        let mut file = File::open(self.path(number))?;
-        file.seek(std::io::SeekFrom::Start(offset))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
-        Ok(bytes)
     }
 
     /// Appends `bytes` (a whole block) to the newest segment; returns it and the offset.
@@ -242,6 +232,23 @@ impl Segments {
         let mut bytes = vec![0; len];
         file.read_exact_at(&mut bytes, offset)?;
         Ok(bytes)
+    }
+
+    /// Bytes of the files being written: the current segment and the one made ahead.
+    pub(crate) fn working_bytes(&self) -> u64 {
+        let writer = lock(&self.writer);
+        let current = writer.file.as_ref().map_or(0, |_| {
+            fs::metadata(self.path(writer.number)).map_or(0, |meta| meta.len())
+        });
+        let spare = lock(&self.spare).as_ref().map_or(0, |(path, _)| {
+            fs::metadata(path).map_or(0, |meta| meta.len())
+        });
+        current + spare
+    }
+
+    /// The length of segment `number`'s file.
+    pub(crate) fn size(&self, number: u64) -> Result<u64, Error> {
+        Ok(fs::metadata(self.path(number))?.len())
     }
 
     /// Deletes segment `number` (no pack in it is in use any more, durably).

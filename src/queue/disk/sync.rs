@@ -94,8 +94,14 @@ impl Syncer {
         self.0.needs_checkpoint()
     }
 
-    /// Writes what is in memory out to the files, without waiting for the disk.
-    pub(crate) fn write_out(&mut self) -> Result<(), Error> {
-        self.0.commit(Depth::WriteOut)
+    /// Writes what is in memory out to the files, without waiting for the disk; `all`: runs
+    /// still growing too (see `Depth`).
+    pub(crate) fn write_out(&mut self, all: bool) -> Result<(), Error> {
+        let depth = if all {
+            Depth::WriteAll
+        } else {
+            Depth::WriteOut
+        };
+        self.0.commit(depth)
     }
 }
