@@ -493,9 +493,9 @@ class Bench:
             stop.set()
             samples = parent.recv()
             sampler.join()
-            for _, data in samples:
-                if data is not None:
-                    check.item("latency sampler", data)
+            for _, got in samples:
+                if got is not None:
+                    check.item("latency sampler", got)
             # anything left after both stopped (the sampler may have raced the last batch)
             taken += client.drain("q", check, "drain, after the sampler", args.batch)
         drain_peak = peak.stop()

@@ -102,9 +102,6 @@ impl Plan {
         if let Some((_, floor)) = self.sweep {
             state.swept = state.swept.max(floor);
         }
-        engine
-            .pending
-            .fetch_sub(self.written_bytes, Ordering::Relaxed);
     }
 
     /// The commit failed: everything in the plan is still to be written.
@@ -635,5 +632,46 @@ impl Iterator for Items {
                 Some(Err(e))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::engine::Depth;
+    use super::super::{Disk, Record};
+
+    /// What writers wait on (bytes not written out) goes back to zero once everything is
+    /// written, through small packs and full ones alike; and a run still growing waits.
+    #[test]
+    fn pending_bytes_return_to_zero_once_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::open(dir.path().join("store-1"), 1 << 20, false).unwrap();
+        let queue = disk.queue_log("q").unwrap();
+        let append = |ids: std::ops::RangeInclusive<u64>| {
+            for id in ids {
+                queue
+                    .append(id, &Record::new(0, None, id, &[7; 1000]))
+                    .unwrap();
+            }
+        };
+        append(1..=5);
+        assert_eq!(disk.engine.pending_bytes(), 5 * 1020);
+        disk.engine.commit(Depth::WriteOut).unwrap();
+        assert_eq!(disk.engine.pending_bytes(), 5 * 1020, "a growing run waits");
+        disk.engine.commit(Depth::Durable).unwrap();
+        assert_eq!(disk.engine.pending_bytes(), 0, "written as a small pack");
+        append(6..=40);
+        disk.engine.commit(Depth::Durable).unwrap();
+        assert_eq!(disk.engine.pending_bytes(), 0, "written as full packs");
+        append(41..=45);
+        disk.engine.commit(Depth::WriteOut).unwrap();
+        disk.engine.commit(Depth::WriteOut).unwrap();
+        assert_eq!(
+            disk.engine.pending_bytes(),
+            0,
+            "written once it stopped growing"
+        );
+        let ids: Vec<u64> = queue.iter().map(|item| item.unwrap().0).collect();
+        assert_eq!(ids, (1..=45).collect::<Vec<_>>());
     }
 }
