@@ -131,12 +131,16 @@ const NEVER_SYNC_EVERY: Duration = Duration::from_secs(1);
 const PENDING_LIMIT: u64 = 4 * 1024 * 1024;
 
 type Reply = async_channel::Sender<Result<(), String>>;
+/// A writer waiting for durability, and whether what it changed is in the index (a cursor
+/// moved, a queue or cursor deleted, a flush) rather than in a segment: that takes a
+/// checkpoint.
+type Request = (Reply, bool);
 
 pub(crate) struct Durability {
     mode: SyncMode,
     /// Group-commit requests (`Always`) or write-out requests to the ticker; dropping it
     /// stops the thread.
-    requests: Option<mpsc::Sender<Reply>>,
+    requests: Option<mpsc::Sender<Request>>,
     /// Bytes waiting to be written out (the commit's count; replaced with the database).
     pending: RwLock<Arc<AtomicU64>>,
     /// Writes since start, so the ticker can skip idle periods.
@@ -201,10 +205,14 @@ impl Durability {
         self.mode == SyncMode::Always
     }
 
-    /// Call after a write; returns once it is as durable as the mode promises.
+    /// Call after a change of the index (a cursor moved, a deletion, a flush); returns once
+    /// it is as durable as the mode promises.
     pub(crate) async fn written(&self) -> Result<(), Error> {
         self.note_write();
-        self.wait().await
+        match self.mode {
+            SyncMode::Always => self.ask(true).await,
+            _ => self.wait().await,
+        }
     }
 
     /// Counts a write, for the periodic sync.
@@ -219,9 +227,9 @@ impl Durability {
             if self.pending_bytes() <= PENDING_LIMIT {
                 return Ok(());
             }
-            return self.ask().await;
+            return self.ask(false).await;
         }
-        self.ask().await
+        self.ask(false).await
     }
 
     fn pending_bytes(&self) -> u64 {
@@ -229,11 +237,15 @@ impl Durability {
         pending.load(Ordering::Relaxed)
     }
 
-    /// Sends a request to the sync thread and waits for its answer.
-    async fn ask(&self) -> Result<(), Error> {
+    /// Sends a request to the sync thread (`index`: for a change of the index, see
+    /// [`Request`]) and waits for its answer.
+    async fn ask(&self, index: bool) -> Result<(), Error> {
         let started = Instant::now();
         let (reply, done) = async_channel::bounded(1);
-        let sent = self.requests.as_ref().map(|requests| requests.send(reply));
+        let sent = self
+            .requests
+            .as_ref()
+            .map(|requests| requests.send((reply, index)));
         if !matches!(sent, Some(Ok(()))) {
             return Err(Error::Sync("the sync thread has stopped".into()));
         }
@@ -259,16 +271,18 @@ fn lock(target: &Mutex<Syncer>) -> std::sync::MutexGuard<'_, Syncer> {
 fn group_commit_loop(
     target: &Mutex<Syncer>,
     metrics: &CommitMetrics,
-    requests: mpsc::Receiver<Reply>,
+    requests: mpsc::Receiver<Request>,
 ) {
     let mut last_checkpoint = Instant::now();
     loop {
-        let batch: Vec<Reply> = match requests.recv_timeout(CHECKPOINT_EVERY) {
+        let asked: Vec<Request> = match requests.recv_timeout(CHECKPOINT_EVERY) {
             Ok(first) => std::iter::once(first).chain(requests.try_iter()).collect(),
             Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
-        let checkpoint = last_checkpoint.elapsed() >= CHECKPOINT_EVERY;
+        let index = asked.iter().any(|&(_, index)| index);
+        let checkpoint = last_checkpoint.elapsed() >= CHECKPOINT_EVERY || index;
+        let batch: Vec<Reply> = asked.into_iter().map(|(reply, _)| reply).collect();
         if batch.is_empty() && !(checkpoint && lock(target).needs_checkpoint()) {
             continue;
         }
@@ -279,7 +293,7 @@ fn group_commit_loop(
             metrics.writers.observe(batch.len() as f64);
         }
         // Writers are answered as soon as their writes are on disk; the index work after
-        // that is the commit's own.
+        // that is the commit's own, unless one of them changed the index itself.
         let mut waiting = Some(batch);
         let answer = |waiting: &mut Option<Vec<Reply>>, result: Result<(), String>| {
             for reply in waiting.take().unwrap_or_default() {
@@ -287,7 +301,11 @@ fn group_commit_loop(
                 let _ = reply.try_send(result.clone());
             }
         };
-        let result = metrics.timed_sync_then(target, checkpoint, || answer(&mut waiting, Ok(())));
+        let result = metrics.timed_sync_then(target, checkpoint, || {
+            if !index {
+                answer(&mut waiting, Ok(()));
+            }
+        });
         if let Err(e) = &result {
             log::error!("sync failed: {}", e);
         }
@@ -299,7 +317,7 @@ fn group_commit_loop(
 fn tick_loop(
     target: &Mutex<Syncer>,
     metrics: &CommitMetrics,
-    requests: mpsc::Receiver<Reply>,
+    requests: mpsc::Receiver<Request>,
     period: Duration,
     writes: Arc<AtomicU64>,
 ) {
@@ -307,8 +325,12 @@ fn tick_loop(
     let mut written_since_sync = false;
     let mut last_sync = Instant::now();
     loop {
+        // Writers here only ask for memory to be written out (see `Durability::wait`).
         let asked: Vec<Reply> = match requests.recv_timeout(WRITE_EVERY) {
-            Ok(first) => std::iter::once(first).chain(requests.try_iter()).collect(),
+            Ok(first) => std::iter::once(first)
+                .chain(requests.try_iter())
+                .map(|(reply, _)| reply)
+                .collect(),
             Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
