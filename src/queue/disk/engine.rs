@@ -10,8 +10,9 @@
 //! packs is in use, after the commit that says so is durable.
 
 use super::index::{self, PackEntry, QueueRecord};
-use super::log::{ItemLog, Plan, QueueShared};
+use super::log::{ItemLog, QueueShared};
 use super::pack::{encode_record, seal_block, BLOCK_HEADER};
+use super::plan::Plan;
 use super::segments::Segments;
 use super::sync::SledSync;
 use super::Error;

@@ -10,6 +10,7 @@
 
 use super::ranges::Removed;
 use super::record::id_of;
+use super::Error;
 
 pub(crate) fn name_key(name: &str) -> Vec<u8> {
     let mut key = b"n".to_vec();
@@ -145,6 +146,47 @@ impl QueueRecord {
             last_id: number_in(bytes, 24),
             last_enqueued_ms: number_in(bytes, 32),
             removed: Removed::from_ranges(ranges),
+        }
+    }
+}
+
+/// The pack of `queue` with the highest first id at or below `id`: (first id, entry).
+pub(crate) fn pack_at_or_before(
+    index: &sled::Tree,
+    queue: u64,
+    id: u64,
+) -> Result<Option<(u64, PackEntry)>, Error> {
+    decode_pack(
+        index
+            .range(pack_key(queue, 0)..=pack_key(queue, id))
+            .next_back(),
+    )
+}
+
+/// The pack of `queue` with the lowest first id above `id`.
+pub(crate) fn pack_after(
+    index: &sled::Tree,
+    queue: u64,
+    id: u64,
+) -> Result<Option<(u64, PackEntry)>, Error> {
+    let Some(next) = id.checked_add(1) else {
+        return Ok(None);
+    };
+    decode_pack(
+        index
+            .range(pack_key(queue, next)..=pack_key(queue, u64::MAX))
+            .next(),
+    )
+}
+
+fn decode_pack(
+    found: Option<Result<(sled::IVec, sled::IVec), sled::Error>>,
+) -> Result<Option<(u64, PackEntry)>, Error> {
+    match found {
+        None => Ok(None),
+        Some(entry) => {
+            let (key, value) = entry?;
+            Ok(Some((number_in(&key, 9), PackEntry::decode(&value))))
         }
     }
 }

@@ -6,9 +6,9 @@
 //! read stay cached, so a reader walking the queue reads each pack once). A removed item is
 //! only a number in the queue's [`Removed`] ranges until its whole pack can go.
 
-use super::engine::{lock, Depth, Engine, PACK_BYTES};
+use super::engine::{lock, Engine};
 use super::index::{self, PackEntry, QueueRecord};
-use super::pack::{Pack, PackOut};
+use super::pack::Pack;
 use super::ranges::Removed;
 use super::record::Record;
 use super::snapshot::Counts;
@@ -28,88 +28,34 @@ pub(crate) struct QueueShared {
     pub(super) number: u64,
     pub(super) name: String,
     engine: Arc<Engine>,
-    state: Mutex<LogState>,
+    pub(super) state: Mutex<LogState>,
 }
 
-struct LogState {
+pub(super) struct LogState {
     /// The open run: the newest items, in id order, from sequence number `run_first_seq`.
-    run: Vec<(u64, Record)>,
-    run_first_seq: u64,
+    pub(super) run: Vec<(u64, Record)>,
+    pub(super) run_first_seq: u64,
     /// Stored bytes of the run's items.
-    run_bytes: u64,
+    pub(super) run_bytes: u64,
     /// How many of the run's items are in packs already, and those packs (first id, segment).
-    run_written: usize,
-    run_packs: Vec<(u64, u64)>,
-    removed: Removed,
-    appended_bytes: u64,
-    removed_bytes: u64,
-    last_id: u64,
-    last_enqueued_ms: u64,
+    pub(super) run_written: usize,
+    pub(super) run_packs: Vec<(u64, u64)>,
+    pub(super) removed: Removed,
+    pub(super) appended_bytes: u64,
+    pub(super) removed_bytes: u64,
+    pub(super) last_id: u64,
+    pub(super) last_enqueued_ms: u64,
     /// Packs ending at or below this sequence number have been dropped from the index.
-    swept: u64,
+    pub(super) swept: u64,
     /// Waiting in the engine's list of queues to commit.
-    dirty: bool,
+    pub(super) dirty: bool,
     /// The record changed since the last commit.
-    changed: bool,
+    pub(super) changed: bool,
     /// Items were appended since the last plan.
-    growing: bool,
-    deleted: bool,
+    pub(super) growing: bool,
+    pub(super) deleted: bool,
     /// Packs read: first id, where the pack is (segment, offset), the pack.
-    cache: Vec<(u64, (u64, u64), Arc<Pack>)>,
-}
-
-/// What one commit writes for one queue; see `Engine::commit`.
-pub(super) struct Plan {
-    pub(super) queue: Arc<QueueShared>,
-    pub(super) packs: Vec<PackOut>,
-    /// Small packs replaced by `packs` (first id, segment).
-    pub(super) superseded: Vec<(u64, u64)>,
-    /// The run's first items now written as full packs, or (`None`) written as a small one.
-    merged: Option<usize>,
-    run_end: usize,
-    pub(super) record: Option<QueueRecord>,
-    /// Drop packs below this id whose items are all below this sequence number.
-    pub(super) sweep: Option<(u64, u64)>,
-    written_bytes: u64,
-}
-
-impl Plan {
-    /// The plan is on disk (in `segment`): the run forgets what is in full packs now.
-    pub(super) fn committed(self, segment: u64, engine: &Engine) {
-        let mut state = lock(&self.queue.state);
-        engine
-            .pending
-            .fetch_sub(self.written_bytes, Ordering::Relaxed);
-        if state.deleted {
-            // Deleted meanwhile: its run is gone, and the next commit drops its packs.
-            return;
-        }
-        match self.merged {
-            Some(n) => {
-                let gone: u64 = state.run.drain(..n).map(|(_, r)| stored_len(&r)).sum();
-                state.run_bytes -= gone;
-                state.run_first_seq += n as u64;
-                state.run_written = 0;
-                state.run_packs.clear();
-            }
-            None => {
-                if let Some(pack) = self.packs.first() {
-                    state.run_written = self.run_end;
-                    state.run_packs.push((pack.first_id(), segment));
-                }
-            }
-        }
-        if let Some((_, floor)) = self.sweep {
-            state.swept = state.swept.max(floor);
-        }
-    }
-
-    /// The commit failed: everything in the plan is still to be written.
-    pub(super) fn retry(self, engine: &Engine) {
-        let mut state = lock(&self.queue.state);
-        state.changed = true;
-        self.queue.mark_dirty(&mut state, engine);
-    }
+    pub(super) cache: Vec<(u64, (u64, u64), Arc<Pack>)>,
 }
 
 impl QueueShared {
@@ -144,94 +90,15 @@ impl QueueShared {
         }
     }
 
-    fn mark_dirty(self: &Arc<Self>, state: &mut LogState, engine: &Engine) {
+    pub(super) fn mark_dirty(self: &Arc<Self>, state: &mut LogState, engine: &Engine) {
         if !state.dirty {
             state.dirty = true;
             engine.mark_dirty(self.clone());
         }
     }
-
-    /// What the next commit writes for this queue (taken with appends stopped). A write-out
-    /// (no sync asked) leaves a run that is still growing in memory until it fills a pack or
-    /// stops growing: written once, as a full pack, rather than as small packs first.
-    pub(super) fn plan(queue: &Arc<QueueShared>, depth: Depth, engine: &Engine) -> Option<Plan> {
-        let mut state = lock(&queue.state);
-        state.dirty = false;
-        if state.deleted {
-            return None;
-        }
-        let n = state.run.len();
-        let first_seq = state.run_first_seq;
-        let all_removed = state.removed.covers(first_seq, first_seq + n as u64);
-        let growing = std::mem::take(&mut state.growing);
-        if depth == Depth::WriteOut && growing && state.run_bytes < PACK_BYTES && !all_removed {
-            queue.mark_dirty(&mut state, engine);
-            return None;
-        }
-        let written_bytes: u64 = state.run[state.run_written..]
-            .iter()
-            .map(|(_, r)| stored_len(r))
-            .sum();
-        let (packs, superseded, merged) = if n > 0 && (state.run_bytes >= PACK_BYTES || all_removed)
-        {
-            let packs = match all_removed {
-                true => Vec::new(),
-                false => full_packs(&state.run, first_seq),
-            };
-            (packs, state.run_packs.clone(), Some(n))
-        } else if n > state.run_written {
-            let pack = PackOut {
-                first_seq: first_seq + state.run_written as u64,
-                items: state.run[state.run_written..].to_vec(),
-            };
-            (vec![pack], Vec::new(), None)
-        } else {
-            (Vec::new(), Vec::new(), None)
-        };
-        let record = std::mem::take(&mut state.changed).then(|| QueueRecord {
-            next_seq: first_seq + n as u64,
-            appended_bytes: state.appended_bytes,
-            removed_bytes: state.removed_bytes,
-            last_id: state.last_id,
-            last_enqueued_ms: state.last_enqueued_ms,
-            removed: state.removed.clone(),
-        });
-        let floor = state.removed.floor();
-        let sealed_below = state.run.first().map_or(u64::MAX, |item| item.0);
-        let sweep = (floor > state.swept).then_some((sealed_below, floor));
-        Some(Plan {
-            queue: queue.clone(),
-            packs,
-            superseded,
-            merged,
-            run_end: n,
-            record,
-            sweep,
-            written_bytes,
-        })
-    }
 }
 
-/// The run's items as packs of about [`PACK_BYTES`] each.
-fn full_packs(run: &[(u64, Record)], first_seq: u64) -> Vec<PackOut> {
-    let mut packs = Vec::new();
-    let mut start = 0;
-    let mut bytes = 0;
-    for (i, (_, record)) in run.iter().enumerate() {
-        bytes += stored_len(record);
-        if bytes >= PACK_BYTES || i + 1 == run.len() {
-            packs.push(PackOut {
-                first_seq: first_seq + start as u64,
-                items: run[start..=i].to_vec(),
-            });
-            start = i + 1;
-            bytes = 0;
-        }
-    }
-    packs
-}
-
-fn stored_len(record: &Record) -> u64 {
+pub(super) fn stored_len(record: &Record) -> u64 {
     record.stored().len() as u64
 }
 
@@ -579,28 +446,11 @@ impl ItemLog {
     }
 
     fn entry_at_or_before(&self, id: u64) -> Result<Option<(u64, PackEntry)>, Error> {
-        let range = index::pack_key(self.0.number, 0)..=index::pack_key(self.0.number, id);
-        decode_entry(self.0.engine.index.range(range).next_back())
+        index::pack_at_or_before(&self.0.engine.index, self.0.number, id)
     }
 
     fn entry_after(&self, id: u64) -> Result<Option<(u64, PackEntry)>, Error> {
-        let Some(next) = id.checked_add(1) else {
-            return Ok(None);
-        };
-        let range = index::pack_key(self.0.number, next)..=index::pack_key(self.0.number, u64::MAX);
-        decode_entry(self.0.engine.index.range(range).next())
-    }
-}
-
-fn decode_entry(
-    found: Option<Result<(sled::IVec, sled::IVec), sled::Error>>,
-) -> Result<Option<(u64, PackEntry)>, Error> {
-    match found {
-        None => Ok(None),
-        Some(entry) => {
-            let (key, value) = entry?;
-            Ok(Some((index::number_in(&key, 9), PackEntry::decode(&value))))
-        }
+        index::pack_after(&self.0.engine.index, self.0.number, id)
     }
 }
 
@@ -632,46 +482,5 @@ impl Iterator for Items {
                 Some(Err(e))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::engine::Depth;
-    use super::super::{Disk, Record};
-
-    /// What writers wait on (bytes not written out) goes back to zero once everything is
-    /// written, through small packs and full ones alike; and a run still growing waits.
-    #[test]
-    fn pending_bytes_return_to_zero_once_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let disk = Disk::open(dir.path().join("store-1"), 1 << 20, false).unwrap();
-        let queue = disk.queue_log("q").unwrap();
-        let append = |ids: std::ops::RangeInclusive<u64>| {
-            for id in ids {
-                queue
-                    .append(id, &Record::new(0, None, id, &[7; 1000]))
-                    .unwrap();
-            }
-        };
-        append(1..=5);
-        assert_eq!(disk.engine.pending_bytes(), 5 * 1020);
-        disk.engine.commit(Depth::WriteOut).unwrap();
-        assert_eq!(disk.engine.pending_bytes(), 5 * 1020, "a growing run waits");
-        disk.engine.commit(Depth::Durable).unwrap();
-        assert_eq!(disk.engine.pending_bytes(), 0, "written as a small pack");
-        append(6..=40);
-        disk.engine.commit(Depth::Durable).unwrap();
-        assert_eq!(disk.engine.pending_bytes(), 0, "written as full packs");
-        append(41..=45);
-        disk.engine.commit(Depth::WriteOut).unwrap();
-        disk.engine.commit(Depth::WriteOut).unwrap();
-        assert_eq!(
-            disk.engine.pending_bytes(),
-            0,
-            "written once it stopped growing"
-        );
-        let ids: Vec<u64> = queue.iter().map(|item| item.unwrap().0).collect();
-        assert_eq!(ids, (1..=45).collect::<Vec<_>>());
     }
 }

@@ -1,0 +1,186 @@
+//! [`Plan`]: what one commit writes for one queue, taken from its log with appends stopped,
+//! and what the log forgets once it is written.
+
+use super::engine::{lock, Depth, Engine, PACK_BYTES};
+use super::index::QueueRecord;
+use super::log::{stored_len, QueueShared};
+use super::pack::PackOut;
+use super::record::Record;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// What one commit writes for one queue; see `Engine::commit`.
+pub(super) struct Plan {
+    pub(super) queue: Arc<QueueShared>,
+    pub(super) packs: Vec<PackOut>,
+    /// Small packs replaced by `packs` (first id, segment).
+    pub(super) superseded: Vec<(u64, u64)>,
+    /// The run's first items now written as full packs, or (`None`) written as a small one.
+    merged: Option<usize>,
+    run_end: usize,
+    pub(super) record: Option<QueueRecord>,
+    /// Drop packs below this id whose items are all below this sequence number.
+    pub(super) sweep: Option<(u64, u64)>,
+    written_bytes: u64,
+}
+
+impl Plan {
+    /// The plan is on disk (in `segment`): the run forgets what is in full packs now.
+    pub(super) fn committed(self, segment: u64, engine: &Engine) {
+        let mut state = lock(&self.queue.state);
+        engine
+            .pending
+            .fetch_sub(self.written_bytes, Ordering::Relaxed);
+        if state.deleted {
+            // Deleted meanwhile: its run is gone, and the next commit drops its packs.
+            return;
+        }
+        match self.merged {
+            Some(n) => {
+                let gone: u64 = state.run.drain(..n).map(|(_, r)| stored_len(&r)).sum();
+                state.run_bytes -= gone;
+                state.run_first_seq += n as u64;
+                state.run_written = 0;
+                state.run_packs.clear();
+            }
+            None => {
+                if let Some(pack) = self.packs.first() {
+                    state.run_written = self.run_end;
+                    state.run_packs.push((pack.first_id(), segment));
+                }
+            }
+        }
+        if let Some((_, floor)) = self.sweep {
+            state.swept = state.swept.max(floor);
+        }
+    }
+
+    /// The commit failed: everything in the plan is still to be written.
+    pub(super) fn retry(self, engine: &Engine) {
+        let mut state = lock(&self.queue.state);
+        state.changed = true;
+        self.queue.mark_dirty(&mut state, engine);
+    }
+}
+
+impl QueueShared {
+    /// What the next commit writes for this queue (taken with appends stopped). A write-out
+    /// (no sync asked) leaves a run that is still growing in memory until it fills a pack or
+    /// stops growing: written once, as a full pack, rather than as small packs first.
+    pub(super) fn plan(queue: &Arc<QueueShared>, depth: Depth, engine: &Engine) -> Option<Plan> {
+        let mut state = lock(&queue.state);
+        state.dirty = false;
+        if state.deleted {
+            return None;
+        }
+        let n = state.run.len();
+        let first_seq = state.run_first_seq;
+        let all_removed = state.removed.covers(first_seq, first_seq + n as u64);
+        let growing = std::mem::take(&mut state.growing);
+        if depth == Depth::WriteOut && growing && state.run_bytes < PACK_BYTES && !all_removed {
+            queue.mark_dirty(&mut state, engine);
+            return None;
+        }
+        let written_bytes: u64 = state.run[state.run_written..]
+            .iter()
+            .map(|(_, r)| stored_len(r))
+            .sum();
+        let (packs, superseded, merged) = if n > 0 && (state.run_bytes >= PACK_BYTES || all_removed)
+        {
+            let packs = match all_removed {
+                true => Vec::new(),
+                false => full_packs(&state.run, first_seq),
+            };
+            (packs, state.run_packs.clone(), Some(n))
+        } else if n > state.run_written {
+            let pack = PackOut {
+                first_seq: first_seq + state.run_written as u64,
+                items: state.run[state.run_written..].to_vec(),
+            };
+            (vec![pack], Vec::new(), None)
+        } else {
+            (Vec::new(), Vec::new(), None)
+        };
+        let record = std::mem::take(&mut state.changed).then(|| QueueRecord {
+            next_seq: first_seq + n as u64,
+            appended_bytes: state.appended_bytes,
+            removed_bytes: state.removed_bytes,
+            last_id: state.last_id,
+            last_enqueued_ms: state.last_enqueued_ms,
+            removed: state.removed.clone(),
+        });
+        let floor = state.removed.floor();
+        let sealed_below = state.run.first().map_or(u64::MAX, |item| item.0);
+        let sweep = (floor > state.swept).then_some((sealed_below, floor));
+        Some(Plan {
+            queue: queue.clone(),
+            packs,
+            superseded,
+            merged,
+            run_end: n,
+            record,
+            sweep,
+            written_bytes,
+        })
+    }
+}
+
+/// The run's items as packs of about [`PACK_BYTES`] each.
+fn full_packs(run: &[(u64, Record)], first_seq: u64) -> Vec<PackOut> {
+    let mut packs = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, (_, record)) in run.iter().enumerate() {
+        bytes += stored_len(record);
+        if bytes >= PACK_BYTES || i + 1 == run.len() {
+            packs.push(PackOut {
+                first_seq: first_seq + start as u64,
+                items: run[start..=i].to_vec(),
+            });
+            start = i + 1;
+            bytes = 0;
+        }
+    }
+    packs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::engine::Depth;
+    use super::super::{Disk, Record};
+
+    /// What writers wait on (bytes not written out) goes back to zero once everything is
+    /// written, through small packs and full ones alike; and a run still growing waits.
+    #[test]
+    fn pending_bytes_return_to_zero_once_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::open(dir.path().join("store-1"), 1 << 20, false).unwrap();
+        let queue = disk.queue_log("q").unwrap();
+        let append = |ids: std::ops::RangeInclusive<u64>| {
+            for id in ids {
+                queue
+                    .append(id, &Record::new(0, None, id, &[7; 1000]))
+                    .unwrap();
+            }
+        };
+        append(1..=5);
+        assert_eq!(disk.engine.pending_bytes(), 5 * 1020);
+        disk.engine.commit(Depth::WriteOut).unwrap();
+        assert_eq!(disk.engine.pending_bytes(), 5 * 1020, "a growing run waits");
+        disk.engine.commit(Depth::Durable).unwrap();
+        assert_eq!(disk.engine.pending_bytes(), 0, "written as a small pack");
+        append(6..=40);
+        disk.engine.commit(Depth::Durable).unwrap();
+        assert_eq!(disk.engine.pending_bytes(), 0, "written as full packs");
+        append(41..=45);
+        disk.engine.commit(Depth::WriteOut).unwrap();
+        disk.engine.commit(Depth::WriteOut).unwrap();
+        assert_eq!(
+            disk.engine.pending_bytes(),
+            0,
+            "written once it stopped growing"
+        );
+        let ids: Vec<u64> = queue.iter().map(|item| item.unwrap().0).collect();
+        assert_eq!(ids, (1..=45).collect::<Vec<_>>());
+    }
+}
