@@ -280,7 +280,11 @@ fn group_commit_loop(
             Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
-        let index = asked.iter().any(|&(_, index)| index);
+        // sled holds cursor positions and failed reads, written outside the commit's
+        // blocks: until those are in blocks too, every group commit syncs sled as well, and
+        // writers are answered after it (what format 1 promised; a kill -9 right after an
+        // answered cursor read must not undo it).
+        let index = !asked.is_empty();
         let checkpoint = last_checkpoint.elapsed() >= CHECKPOINT_EVERY || index;
         let batch: Vec<Reply> = asked.into_iter().map(|(reply, _)| reply).collect();
         if batch.is_empty() && !(checkpoint && lock(target).needs_checkpoint()) {
