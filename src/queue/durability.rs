@@ -71,29 +71,11 @@ impl CommitMetrics {
             .clone()
     }
 
-    /// Runs one sync (`checkpoint`: the index too, see [`Syncer::checkpoint`]) and times it.
-    fn timed_sync(&self, target: &Mutex<Syncer>, checkpoint: bool) -> Result<(), Error> {
-        self.timed_sync_then(target, checkpoint, || {})
-    }
-
-    /// [`CommitMetrics::timed_sync`], calling `durable` as soon as the writes are on disk.
-    fn timed_sync_then(
-        &self,
-        target: &Mutex<Syncer>,
-        checkpoint: bool,
-        durable: impl FnOnce(),
-    ) -> Result<(), Error> {
+    /// Runs one sync (a checkpoint, see [`Syncer::checkpoint`]) and times it.
+    fn timed_sync(&self, target: &Mutex<Syncer>) -> Result<(), Error> {
         let mut syncer = lock(target);
         let started = Instant::now();
-        // Writers hear of success only once health says so too.
-        let durable = || {
-            self.note_result(&Ok(()));
-            durable();
-        };
-        let result = match checkpoint {
-            true => syncer.checkpoint(durable),
-            false => syncer.sync(durable),
-        };
+        let result = syncer.checkpoint();
         self.sync.observe(started.elapsed().as_secs_f64());
         self.note_result(&result);
         result
@@ -122,8 +104,8 @@ pub enum SyncMode {
 
 /// How often appended items are written out when writes do not wait for a sync.
 const WRITE_EVERY: Duration = Duration::from_millis(10);
-/// How often `--sync always` makes the index durable too (which bounds what start-up replays
-/// after a crash, and gives unused segments back).
+/// How often `--sync always` checkpoints while no writer asks (what readers removed: it gives
+/// unused segments back).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// How often `--sync never` syncs anyway.
 const NEVER_SYNC_EVERY: Duration = Duration::from_secs(1);
@@ -131,16 +113,12 @@ const NEVER_SYNC_EVERY: Duration = Duration::from_secs(1);
 const PENDING_LIMIT: u64 = 4 * 1024 * 1024;
 
 type Reply = async_channel::Sender<Result<(), String>>;
-/// A writer waiting for durability, and whether what it changed is in the index (a cursor
-/// moved, a queue or cursor deleted, a flush) rather than in a segment: that takes a
-/// checkpoint.
-type Request = (Reply, bool);
 
 pub(crate) struct Durability {
     mode: SyncMode,
     /// Group-commit requests (`Always`) or write-out requests to the ticker; dropping it
     /// stops the thread.
-    requests: Option<mpsc::Sender<Request>>,
+    requests: Option<mpsc::Sender<Reply>>,
     /// Bytes waiting to be written out (the commit's count; replaced with the database).
     pending: RwLock<Arc<AtomicU64>>,
     /// Writes since start, so the ticker can skip idle periods.
@@ -185,7 +163,7 @@ impl Durability {
 
     /// Flushes and syncs now, whatever the mode (start-up, shutdown, compaction).
     pub(crate) fn sync_now(&self) -> Result<(), Error> {
-        self.metrics.timed_sync(&self.target, true)
+        self.metrics.timed_sync(&self.target)
     }
 
     /// The group commit's histograms.
@@ -205,14 +183,10 @@ impl Durability {
         self.mode == SyncMode::Always
     }
 
-    /// Call after a change of the index (a cursor moved, a deletion, a flush); returns once
-    /// it is as durable as the mode promises.
+    /// Call after a write; returns once it is as durable as the mode promises.
     pub(crate) async fn written(&self) -> Result<(), Error> {
         self.note_write();
-        match self.mode {
-            SyncMode::Always => self.ask(true).await,
-            _ => self.wait().await,
-        }
+        self.wait().await
     }
 
     /// Counts a write, for the periodic sync.
@@ -227,9 +201,9 @@ impl Durability {
             if self.pending_bytes() <= PENDING_LIMIT {
                 return Ok(());
             }
-            return self.ask(false).await;
+            return self.ask().await;
         }
-        self.ask(false).await
+        self.ask().await
     }
 
     fn pending_bytes(&self) -> u64 {
@@ -237,15 +211,11 @@ impl Durability {
         pending.load(Ordering::Relaxed)
     }
 
-    /// Sends a request to the sync thread (`index`: for a change of the index, see
-    /// [`Request`]) and waits for its answer.
-    async fn ask(&self, index: bool) -> Result<(), Error> {
+    /// Sends a request to the sync thread and waits for its answer.
+    async fn ask(&self) -> Result<(), Error> {
         let started = Instant::now();
         let (reply, done) = async_channel::bounded(1);
-        let sent = self
-            .requests
-            .as_ref()
-            .map(|requests| requests.send((reply, index)));
+        let sent = self.requests.as_ref().map(|requests| requests.send(reply));
         if !matches!(sent, Some(Ok(()))) {
             return Err(Error::Sync("the sync thread has stopped".into()));
         }
@@ -265,55 +235,37 @@ fn lock(target: &Mutex<Syncer>) -> std::sync::MutexGuard<'_, Syncer> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Waits for a request, takes every request that queued meanwhile, syncs once, answers all.
-/// A sync is a checkpoint when the last one is [`CHECKPOINT_EVERY`] old, and one runs then
-/// between requests too if anything changed (what readers removed, say).
+/// Waits for a request, takes every request that queued meanwhile, checkpoints once,
+/// answers all; checkpoints every [`CHECKPOINT_EVERY`] between requests too if anything
+/// changed (what readers removed, say). Every sync is a checkpoint: sled holds cursor
+/// positions and failed reads, written outside the commit's blocks, and an answered cursor
+/// read must survive a `kill -9` right after (the segment-only sync that blocks alone would
+/// allow comes back once those are in the blocks).
 fn group_commit_loop(
     target: &Mutex<Syncer>,
     metrics: &CommitMetrics,
-    requests: mpsc::Receiver<Request>,
+    requests: mpsc::Receiver<Reply>,
 ) {
-    let mut last_checkpoint = Instant::now();
     loop {
-        let asked: Vec<Request> = match requests.recv_timeout(CHECKPOINT_EVERY) {
+        let batch: Vec<Reply> = match requests.recv_timeout(CHECKPOINT_EVERY) {
             Ok(first) => std::iter::once(first).chain(requests.try_iter()).collect(),
             Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
-        // sled holds cursor positions and failed reads, written outside the commit's
-        // blocks: until those are in blocks too, every group commit syncs sled as well, and
-        // writers are answered after it (what format 1 promised; a kill -9 right after an
-        // answered cursor read must not undo it).
-        let index = !asked.is_empty();
-        let checkpoint = last_checkpoint.elapsed() >= CHECKPOINT_EVERY || index;
-        let batch: Vec<Reply> = asked.into_iter().map(|(reply, _)| reply).collect();
-        if batch.is_empty() && !(checkpoint && lock(target).needs_checkpoint()) {
+        if batch.is_empty() && !lock(target).needs_checkpoint() {
             continue;
-        }
-        if checkpoint {
-            last_checkpoint = Instant::now();
         }
         if !batch.is_empty() {
             metrics.writers.observe(batch.len() as f64);
         }
-        // Writers are answered as soon as their writes are on disk; the index work after
-        // that is the commit's own, unless one of them changed the index itself.
-        let mut waiting = Some(batch);
-        let answer = |waiting: &mut Option<Vec<Reply>>, result: Result<(), String>| {
-            for reply in waiting.take().unwrap_or_default() {
-                // A writer that went away no longer needs its answer.
-                let _ = reply.try_send(result.clone());
-            }
-        };
-        let result = metrics.timed_sync_then(target, checkpoint, || {
-            if !index {
-                answer(&mut waiting, Ok(()));
-            }
-        });
+        let result = metrics.timed_sync(target).map_err(|e| e.to_string());
         if let Err(e) = &result {
             log::error!("sync failed: {}", e);
         }
-        answer(&mut waiting, result.map_err(|e| e.to_string()));
+        for reply in batch {
+            // A writer that went away no longer needs its answer.
+            let _ = reply.try_send(result.clone());
+        }
     }
 }
 
@@ -321,7 +273,7 @@ fn group_commit_loop(
 fn tick_loop(
     target: &Mutex<Syncer>,
     metrics: &CommitMetrics,
-    requests: mpsc::Receiver<Request>,
+    requests: mpsc::Receiver<Reply>,
     period: Duration,
     writes: Arc<AtomicU64>,
 ) {
@@ -331,10 +283,7 @@ fn tick_loop(
     loop {
         // Writers here only ask for memory to be written out (see `Durability::wait`).
         let asked: Vec<Reply> = match requests.recv_timeout(WRITE_EVERY) {
-            Ok(first) => std::iter::once(first)
-                .chain(requests.try_iter())
-                .map(|(reply, _)| reply)
-                .collect(),
+            Ok(first) => std::iter::once(first).chain(requests.try_iter()).collect(),
             Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
@@ -343,7 +292,7 @@ fn tick_loop(
             last_sync = Instant::now();
             // Removals count too: a checkpoint is what gives emptied segments back.
             if now != synced || std::mem::take(&mut written_since_sync) {
-                match metrics.timed_sync(target, true) {
+                match metrics.timed_sync(target) {
                     Ok(()) => {
                         synced = now;
                         // Tests wait for this line instead of guessing when the timer has fired.

@@ -1,9 +1,10 @@
 //! The commit: what turns items appended in memory into packs on disk.
 //!
 //! Appends go to a queue's open run in memory (see `log`); a commit writes every run that
-//! changed as packs in one append to the newest segment, then records them, with every
-//! queue's counters and removed ranges, in one sled batch: all of a commit or none of it is
-//! found after a crash, which is what makes a fanout atomic. A run grows through small packs
+//! changed as packs, with the records of the queues it changes, in one checksummed block
+//! appended to the newest segment, then records them in the index in one sled batch. A block
+//! is used whole or not at all (by the index, or by replay after a crash), which is what
+//! makes a fanout atomic. A run grows through small packs
 //! (one per commit, so a trickle of writes costs no rewrite) until it holds [`PACK_BYTES`];
 //! then it is written once more as full packs that replace the small ones. Packs whose items
 //! are all removed are dropped from the index, and a segment is deleted once none of its
@@ -17,7 +18,7 @@ use super::segments::Segments;
 use super::sync::SledSync;
 use super::Error;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 /// How far a commit goes.
@@ -26,12 +27,11 @@ pub(crate) enum Depth {
     /// Into the files, for the operating system to write when it likes; a queue's run that
     /// is still growing and smaller than a pack waits for the next commit.
     WriteOut,
-    /// As `WriteOut`, every run included.
+    /// As `WriteOut`, every run included. The index may lag behind the segments then: at
+    /// start-up, blocks past its mark are replayed (see `replay`).
     WriteAll,
-    /// Onto the disk: one `fdatasync` of the segments written. The index may lag behind: at
-    /// start-up, blocks past its mark are replayed from the segments (see `replay`).
-    Durable,
-    /// Onto the disk, index included; then segments no longer in use are deleted.
+    /// Onto the disk: `fdatasync` of the segments written, then of the index; then segments
+    /// no longer in use are deleted.
     Checkpoint,
 }
 
@@ -62,7 +62,7 @@ pub(crate) struct Engine {
     emptied: Mutex<BTreeSet<u64>>,
     committing: Mutex<()>,
     /// A commit changed the index since the last checkpoint.
-    unchecked: std::sync::atomic::AtomicBool,
+    unchecked: AtomicBool,
     /// Open queues by name, so that every caller shares one log per queue.
     queues: Mutex<HashMap<String, Weak<QueueShared>>>,
     next_number: AtomicU64,
@@ -88,7 +88,7 @@ impl Engine {
             live: Mutex::new(live),
             emptied: Mutex::new(BTreeSet::new()),
             committing: Mutex::new(()),
-            unchecked: std::sync::atomic::AtomicBool::new(false),
+            unchecked: AtomicBool::new(false),
             queues: Mutex::new(HashMap::new()),
             next_number: AtomicU64::new(next_number),
         }
@@ -166,12 +166,6 @@ impl Engine {
 
     /// Writes everything appended or removed so far, as far as `depth` says.
     pub(crate) fn commit(&self, depth: Depth) -> Result<(), Error> {
-        self.commit_then(depth, || {})
-    }
-
-    /// [`Engine::commit`], calling `durable` as soon as what it writes is on disk (the index
-    /// is brought up to date after: writers need not wait for it).
-    pub(crate) fn commit_then(&self, depth: Depth, durable: impl FnOnce()) -> Result<(), Error> {
         let _one_at_a_time = lock(&self.committing);
         let (plans, deleted) = {
             let _no_appends = self.appending.write().unwrap_or_else(|e| e.into_inner());
@@ -182,7 +176,7 @@ impl Engine {
                 .collect();
             (plans, std::mem::take(&mut *lock(&self.deleted)))
         };
-        match self.write(&plans, &deleted, depth, durable) {
+        match self.write(&plans, &deleted, depth) {
             Ok(segment) => {
                 for plan in plans {
                     plan.committed(segment, self);
@@ -201,13 +195,7 @@ impl Engine {
     }
 
     /// Writes the plans' packs and records; returns the segment the packs went to.
-    fn write(
-        &self,
-        plans: &[Plan],
-        deleted: &[u64],
-        depth: Depth,
-        durable: impl FnOnce(),
-    ) -> Result<u64, Error> {
+    fn write(&self, plans: &[Plan], deleted: &[u64], depth: Depth) -> Result<u64, Error> {
         let mut block = vec![0u8; BLOCK_HEADER];
         let mut placed = Vec::new();
         for plan in plans {
@@ -229,10 +217,9 @@ impl Engine {
                 self.segments.append(&block)?
             }
         };
-        if !matches!(depth, Depth::WriteOut | Depth::WriteAll) {
+        if depth == Depth::Checkpoint {
             // Packs first: once the index names them, they must be on disk.
             self.segments.sync()?;
-            durable();
         }
         let mut uses: HashMap<u64, i64> = HashMap::new();
         for &queue in deleted {

@@ -11,6 +11,7 @@
 use super::ranges::Removed;
 use super::record::id_of;
 use super::Error;
+use std::collections::HashSet;
 
 pub(crate) fn name_key(name: &str) -> Vec<u8> {
     let mut key = b"n".to_vec();
@@ -148,6 +149,15 @@ impl QueueRecord {
             removed: Removed::from_ranges(ranges),
         }
     }
+}
+
+/// The numbers of the queues that exist (have a name).
+pub(crate) fn queue_numbers(index: &sled::Tree) -> Result<HashSet<u64>, Error> {
+    index
+        .scan_prefix(NAME_PREFIX)
+        .values()
+        .map(|number| Ok(number_in(&number?, 0)))
+        .collect()
 }
 
 /// The pack of `queue` with the highest first id at or below `id`: (first id, entry).

@@ -170,11 +170,7 @@ impl Disk {
             sled_sync.sync()?;
         }
         segments.remove_unused(|segment| live.contains_key(&segment))?;
-        let named: HashSet<u64> = index
-            .scan_prefix(index::NAME_PREFIX)
-            .values()
-            .map(|number| Ok(index::number_in(&number?, 0)))
-            .collect::<Result<_, Error>>()?;
+        let named: HashSet<u64> = index::queue_numbers(&index)?;
         let mut deleted = Vec::new();
         let mut highest = named.iter().copied().max().unwrap_or(0);
         for key in index.scan_prefix(index::RECORD_PREFIX).keys() {

@@ -167,10 +167,10 @@ mod tests {
         assert_eq!(disk.engine.pending_bytes(), 5 * 1020);
         disk.engine.commit(Depth::WriteOut).unwrap();
         assert_eq!(disk.engine.pending_bytes(), 5 * 1020, "a growing run waits");
-        disk.engine.commit(Depth::Durable).unwrap();
+        disk.engine.commit(Depth::WriteAll).unwrap();
         assert_eq!(disk.engine.pending_bytes(), 0, "written as a small pack");
         append(6..=40);
-        disk.engine.commit(Depth::Durable).unwrap();
+        disk.engine.commit(Depth::WriteAll).unwrap();
         assert_eq!(disk.engine.pending_bytes(), 0, "written as full packs");
         append(41..=45);
         disk.engine.commit(Depth::WriteOut).unwrap();

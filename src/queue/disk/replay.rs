@@ -25,11 +25,7 @@ pub(super) fn replay(
         Some(mark) => (index::number_in(&mark, 0), index::number_in(&mark, 8)),
         None => (0, 0),
     };
-    let mut named: HashSet<u64> = index
-        .scan_prefix(index::NAME_PREFIX)
-        .values()
-        .map(|number| Ok(index::number_in(&number?, 0)))
-        .collect::<Result<_, Error>>()?;
+    let mut named: HashSet<u64> = index::queue_numbers(index)?;
     let mut replayed = 0;
     for number in segments.numbers()? {
         if number < mark_segment {
@@ -150,7 +146,7 @@ mod tests {
                     .unwrap();
             }
             disk.engine
-                .commit(super::super::engine::Depth::Durable)
+                .commit(super::super::engine::Depth::WriteAll)
                 .unwrap();
             // The index forgets the last commit, as if it had not reached the disk.
             index.clear().unwrap();

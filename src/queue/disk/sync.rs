@@ -73,15 +73,10 @@ impl Syncer {
 }
 
 impl Syncer {
-    /// Returns once every write made to the database before the call is on disk, calling
-    /// `durable` as soon as it is (before the index work that follows).
-    pub(crate) fn sync(&mut self, durable: impl FnOnce()) -> Result<(), Error> {
-        self.0.commit_then(Depth::Durable, durable)
-    }
-
-    /// [`Syncer::sync`], and the index too; then gives unused segments back.
-    pub(crate) fn checkpoint(&mut self, durable: impl FnOnce()) -> Result<(), Error> {
-        self.0.commit_then(Depth::Checkpoint, durable)
+    /// Returns once every write made to the database before the call is on disk, index
+    /// included; then gives unused segments back.
+    pub(crate) fn checkpoint(&mut self) -> Result<(), Error> {
+        self.0.commit(Depth::Checkpoint)
     }
 
     /// Whether anything waits to be committed (an append, a removal, a deletion).
