@@ -1068,12 +1068,14 @@ fn crash_loop_sync_always_loses_nothing() {
     // never stored at all, a dirty read above, cannot come back; it is reported
     // there.)
     let mut redelivered = 0;
+    let mut given_back_before_kill = 0;
     let mut open_dirty = 0;
     let mut not_redelivered: Vec<String> = Vec::new();
     let c2_drained: HashSet<Id> = c2_drain.iter().copied().collect();
-    for (what, open_at_kill, later_got, drained) in [
-        ("q", &ledger.q_open_at_kill, &ledger.q_got, &q_drained),
+    for (qi, what, open_at_kill, later_got, drained) in [
+        (0, "q", &ledger.q_open_at_kill, &ledger.q_got, &q_drained),
         (
+            1,
             "cq.c2",
             &ledger.c2_open_at_kill,
             &ledger.c2_got,
@@ -1083,8 +1085,22 @@ fn crash_loop_sync_always_loses_nothing() {
         for &(id, round) in open_at_kill {
             let again =
                 drained.contains(&id) || later_got.iter().any(|&(g, r)| g == id && r > round);
+            // The clock moved while it was held (under load, the step can fall between
+            // the reply and the kill): its open timeout gave it back, and another reader
+            // of the same round may have opened and closed it before the kill.
+            let hold = ledger.holds[qi]
+                .iter()
+                .find(|(h, r)| h.id == id && *r == round && h.to.is_none());
+            let reread_after_timeout = hold.is_some_and(|(held, _)| {
+                !held.still
+                    && ledger.holds[qi]
+                        .iter()
+                        .any(|(h, _)| h.id == id && h.from > held.from)
+            });
             if again {
                 redelivered += 1;
+            } else if reread_after_timeout {
+                given_back_before_kill += 1;
             } else if dirty.contains_key(&id) {
                 open_dirty += 1;
             } else {
@@ -1269,7 +1285,8 @@ fn crash_loop_sync_always_loses_nothing() {
     let acked_items: usize = ledger.acked.iter().map(HashMap::len).sum();
     println!(
         "crash: rounds={rounds} kills={kills} acked={} (q={} f={} cq={}, {} set commands) lost={} dups={} \
-         redelivered={} cursor_skips={}",
+         redelivered={} (given back by a timeout before the kill, then read again: {given_back_before_kill}) \
+         cursor_skips={}",
         acked_items,
         ledger.acked[0].len(),
         ledger.acked[1].len(),
