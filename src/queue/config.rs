@@ -5,8 +5,10 @@ use super::{Clock, SyncMode};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-/// sled's page cache unless told otherwise, in MiB (text, as the command line shows it).
-pub const DEFAULT_CACHE_MB: &str = "16";
+/// sled's page cache unless told otherwise, in MiB (text, as the command line shows it). sled
+/// holds only the index, read once per pack; its cache costs several times what it is set to
+/// (16 MiB of it held about 20 MiB more after a fill than 1 MiB did: benches/README.md).
+pub const DEFAULT_CACHE_MB: &str = "1";
 /// Free space kept in reserve on the data directory's filesystem unless told otherwise, in
 /// MiB (text, as the command line shows it).
 pub const DEFAULT_MIN_FREE_MB: &str = "64";
