@@ -349,24 +349,38 @@ impl ItemLog {
                     return Ok(None);
                 }
             }
-            let entry = match self.entry_at_or_before(from)? {
-                Some(found) if found.1.last_id >= from => Some(found),
-                _ => self.entry_after(from)?,
-            };
-            let Some((first_id, entry)) = entry else {
-                match state.run.first() {
-                    Some(&(first, _)) => {
-                        from = first;
-                        continue;
+            // A walk through a pack finds it in the cache: no index lookup per item (sled's
+            // reverse range lookup costs microseconds, and rebuilding a head walks 1000 ids).
+            let (pack, next) = match cached(&state, from) {
+                Some(pack) => {
+                    let next = pack.last_id() + 1;
+                    (Some(pack), next)
+                }
+                None => {
+                    let entry = match self.entry_at_or_before(from)? {
+                        Some(found) if found.1.last_id >= from => Some(found),
+                        _ => self.entry_after(from)?,
+                    };
+                    let Some((first_id, entry)) = entry else {
+                        match state.run.first() {
+                            Some(&(first, _)) => {
+                                from = first;
+                                continue;
+                            }
+                            None => return Ok(None),
+                        }
+                    };
+                    if first_id >= to {
+                        return Ok(None);
                     }
-                    None => return Ok(None),
+                    let pack = match state.removed.covers(entry.first_seq, entry.end_seq()) {
+                        true => None,
+                        false => Some(self.load(&mut state, first_id, entry)?),
+                    };
+                    (pack, entry.last_id + 1)
                 }
             };
-            if first_id >= to {
-                return Ok(None);
-            }
-            if !state.removed.covers(entry.first_seq, entry.end_seq()) {
-                let pack = self.load(&mut state, first_id, entry)?;
+            if let Some(pack) = pack {
                 let start = pack.ids.partition_point(|&id| id < from);
                 for i in start..pack.ids.len() {
                     if pack.ids[i] >= to {
@@ -377,18 +391,14 @@ impl ItemLog {
                     }
                 }
             }
-            from = entry.last_id + 1;
+            from = next;
         }
     }
 
     /// The pack that would hold `id` (not in the run), read or from the cache.
     fn pack_holding(&self, state: &mut LogState, id: u64) -> Result<Option<Arc<Pack>>, Error> {
-        if let Some((_, _, pack)) = state
-            .cache
-            .iter()
-            .find(|(first, _, pack)| *first <= id && id <= pack.last_id())
-        {
-            return Ok(Some(pack.clone()));
+        if let Some(pack) = cached(state, id) {
+            return Ok(Some(pack));
         }
         match self.entry_at_or_before(id)? {
             Some((first_id, entry)) if entry.last_id >= id => {
@@ -452,6 +462,17 @@ impl ItemLog {
     fn entry_after(&self, id: u64) -> Result<Option<(u64, PackEntry)>, Error> {
         index::pack_after(&self.0.engine.index, self.0.number, id)
     }
+}
+
+/// The cached pack holding `id`, if any. A pack holds every item of its queue between its
+/// first and last ids, so a cached one answers for that span even after a fuller pack
+/// superseded it (items never change).
+fn cached(state: &LogState, id: u64) -> Option<Arc<Pack>> {
+    state
+        .cache
+        .iter()
+        .find(|(first, _, pack)| !pack.ids.is_empty() && *first <= id && id <= pack.last_id())
+        .map(|(_, _, pack)| pack.clone())
 }
 
 /// Iterator over a range of a queue's items; each step locks the queue's log briefly.
