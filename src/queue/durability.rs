@@ -71,11 +71,19 @@ impl CommitMetrics {
             .clone()
     }
 
-    /// Runs one sync (a checkpoint, see [`Syncer::checkpoint`]) and times it.
+    /// Runs one checkpoint (see [`Syncer::checkpoint`]) and times it.
     fn timed_sync(&self, target: &Mutex<Syncer>) -> Result<(), Error> {
+        self.timed_sync_to(target, true)
+    }
+
+    /// Runs one sync ([`Syncer::sync`], or [`Syncer::checkpoint`] when `checkpoint`) and times it.
+    fn timed_sync_to(&self, target: &Mutex<Syncer>, checkpoint: bool) -> Result<(), Error> {
         let mut syncer = lock(target);
         let started = Instant::now();
-        let result = syncer.checkpoint();
+        let result = match checkpoint {
+            true => syncer.checkpoint(),
+            false => syncer.sync(),
+        };
         self.sync.observe(started.elapsed().as_secs_f64());
         self.note_result(&result);
         result
@@ -235,17 +243,17 @@ fn lock(target: &Mutex<Syncer>) -> std::sync::MutexGuard<'_, Syncer> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Waits for a request, takes every request that queued meanwhile, checkpoints once,
-/// answers all; checkpoints every [`CHECKPOINT_EVERY`] between requests too if anything
-/// changed (what readers removed, say). Every sync is a checkpoint: sled holds cursor
-/// positions and failed reads, written outside the commit's blocks, and an answered cursor
-/// read must survive a `kill -9` right after (the segment-only sync that blocks alone would
-/// allow comes back once those are in the blocks).
+/// Waits for a request, takes every request that queued meanwhile, syncs once, answers all.
+/// A sync is one `fdatasync` of the segments (sled's too only when it was written outside the
+/// blocks: a cursor moved, a failed read, a deletion); a checkpoint, which syncs the index too
+/// and so bounds what start-up replays, runs when the last one is [`CHECKPOINT_EVERY`] old,
+/// and then between requests too if anything changed (what readers removed, say).
 fn group_commit_loop(
     target: &Mutex<Syncer>,
     metrics: &CommitMetrics,
     requests: mpsc::Receiver<Reply>,
 ) {
+    let mut last_checkpoint = Instant::now();
     loop {
         let batch: Vec<Reply> = match requests.recv_timeout(CHECKPOINT_EVERY) {
             Ok(first) => std::iter::once(first).chain(requests.try_iter()).collect(),
@@ -258,7 +266,13 @@ fn group_commit_loop(
         if !batch.is_empty() {
             metrics.writers.observe(batch.len() as f64);
         }
-        let result = metrics.timed_sync(target).map_err(|e| e.to_string());
+        let checkpoint = batch.is_empty() || last_checkpoint.elapsed() >= CHECKPOINT_EVERY;
+        if checkpoint {
+            last_checkpoint = Instant::now();
+        }
+        let result = metrics
+            .timed_sync_to(target, checkpoint)
+            .map_err(|e| e.to_string());
         if let Err(e) = &result {
             log::error!("sync failed: {}", e);
         }

@@ -30,6 +30,10 @@ pub(crate) enum Depth {
     /// As `WriteOut`, every run included. The index may lag behind the segments then: at
     /// start-up, blocks past its mark are replayed (see `replay`).
     WriteAll,
+    /// Onto the disk: `fdatasync` of the segments written; the index is updated but synced
+    /// only at checkpoints, as replay restores it from the blocks. A checkpoint instead when
+    /// sled was written outside the blocks since its last sync (see [`OutsideWrites`]).
+    Durable,
     /// Onto the disk: `fdatasync` of the segments written, then of the index; then segments
     /// no longer in use are deleted.
     Checkpoint,
@@ -43,6 +47,23 @@ pub(crate) const PACK_BYTES: u64 = 64 * 1024;
 const RETIRE_BYTES: u64 = 1024 * 1024;
 /// Index entries removed per sled batch when a queue is deleted.
 const DELETE_CHUNK: usize = 4096;
+
+/// Set when sled is written outside the commit's blocks (a cursor's position or failed
+/// reads, a queue made or deleted): replay cannot restore those, so the next durable commit
+/// syncs sled as well as the segments. Noted after the write and before its client is
+/// answered; taken by a commit after its snapshot, before it syncs.
+#[derive(Clone, Default)]
+pub(crate) struct OutsideWrites(Arc<AtomicBool>);
+
+impl OutsideWrites {
+    pub(super) fn note(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    fn take(&self) -> bool {
+        self.0.swap(false, Ordering::SeqCst)
+    }
+}
 
 pub(crate) struct Engine {
     pub(super) index: sled::Tree,
@@ -65,6 +86,7 @@ pub(crate) struct Engine {
     committing: Mutex<()>,
     /// A commit changed the index since the last checkpoint.
     unchecked: AtomicBool,
+    pub(super) outside: OutsideWrites,
     /// Open queues by name, so that every caller shares one log per queue.
     queues: Mutex<HashMap<String, Weak<QueueShared>>>,
     next_number: AtomicU64,
@@ -91,6 +113,7 @@ impl Engine {
             emptied: Mutex::new(BTreeSet::new()),
             committing: Mutex::new(()),
             unchecked: AtomicBool::new(false),
+            outside: OutsideWrites::default(),
             queues: Mutex::new(HashMap::new()),
             next_number: AtomicU64::new(next_number),
         }
@@ -108,6 +131,7 @@ impl Engine {
             None => {
                 let number = self.next_number.fetch_add(1, Ordering::Relaxed);
                 self.index.insert(key, &number.to_be_bytes()[..])?;
+                self.outside.note();
                 number
             }
         };
@@ -131,6 +155,7 @@ impl Engine {
             }
         }
         self.index.remove(index::name_key(&queue.name))?;
+        self.outside.note();
         lock(&self.deleted).push(queue.number);
         Ok(())
     }
@@ -178,6 +203,14 @@ impl Engine {
                 .collect();
             (plans, std::mem::take(&mut *lock(&self.deleted)))
         };
+        let outside = match depth {
+            Depth::Durable | Depth::Checkpoint => self.outside.take(),
+            Depth::WriteOut | Depth::WriteAll => false,
+        };
+        let depth = match depth {
+            Depth::Durable if outside => Depth::Checkpoint,
+            depth => depth,
+        };
         match self.write(&plans, &deleted, depth) {
             Ok(segment) => {
                 for plan in plans {
@@ -191,6 +224,9 @@ impl Engine {
                     plan.retry(self);
                 }
                 lock(&self.deleted).extend(deleted);
+                if outside {
+                    self.outside.note();
+                }
                 Err(e)
             }
         }
@@ -219,7 +255,7 @@ impl Engine {
                 self.segments.append(&block)?
             }
         };
-        if depth == Depth::Checkpoint {
+        if matches!(depth, Depth::Durable | Depth::Checkpoint) {
             // Packs first: once the index names them, they must be on disk.
             self.segments.sync()?;
         }
@@ -374,4 +410,37 @@ pub(super) fn load_live(index: &sled::Tree) -> Result<HashMap<u64, u64>, Error> 
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Disk, Record};
+    use super::Depth;
+
+    /// A durable commit syncs sled only when sled was written outside the blocks: after
+    /// appends alone the index waits for the next checkpoint (replay restores it from the
+    /// blocks); after a failed read, which only sled holds, the commit is a checkpoint.
+    #[test]
+    fn a_durable_commit_syncs_sled_only_after_writes_outside_the_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::open(dir.path().join("store-1"), 1 << 20, false).unwrap();
+        let queue = disk.queue_log("q").unwrap();
+        let cursor = disk.cursor_log("q", "c").unwrap();
+        disk.engine.commit(Depth::Checkpoint).unwrap();
+        assert!(!disk.engine.needs_checkpoint());
+        let record = |id| Record::new(0, None, id, b"item");
+        queue.append(1, &record(1)).unwrap();
+        disk.engine.commit(Depth::Durable).unwrap();
+        assert!(
+            disk.engine.needs_checkpoint(),
+            "appends alone: the index is not synced"
+        );
+        queue.append(2, &record(2)).unwrap();
+        cursor.failed.append(1, &record(1)).unwrap();
+        disk.engine.commit(Depth::Durable).unwrap();
+        assert!(
+            !disk.engine.needs_checkpoint(),
+            "a failed read: the commit synced the index too"
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //! ([`FailedLog`]: copies of items it gave up on, one sled key per item keyed by the original
 //! id, in a tree per cursor; there are few of them, and each is read and removed alone).
 
+use super::engine::OutsideWrites;
 use super::record::{id_of, key, Record};
 use super::Error;
 use sled::Transactional;
@@ -13,23 +14,31 @@ const REMOVE_CHUNK: usize = 4096;
 pub(crate) struct FailedLog {
     db: sled::Db,
     tree: sled::Tree,
+    outside: OutsideWrites,
 }
 
 impl FailedLog {
-    pub(super) fn open(db: &sled::Db, name: &str) -> Result<FailedLog, Error> {
+    pub(super) fn open(
+        db: &sled::Db,
+        name: &str,
+        outside: OutsideWrites,
+    ) -> Result<FailedLog, Error> {
         Ok(FailedLog {
             db: db.clone(),
             tree: db.open_tree(name)?,
+            outside,
         })
     }
 
     pub(crate) fn append(&self, id: u64, record: &Record) -> Result<(), Error> {
         self.tree.insert(key(id), record.stored().clone())?;
+        self.outside.note();
         Ok(())
     }
 
     pub(crate) fn remove(&self, id: u64) -> Result<(), Error> {
         self.tree.remove(key(id))?;
+        self.outside.note();
         Ok(())
     }
 
@@ -59,11 +68,13 @@ impl FailedLog {
             }
         }
         self.tree.apply_batch(batch)?;
+        self.outside.note();
         Ok(())
     }
 
     fn destroy(self) -> Result<(), Error> {
         self.db.drop_tree(self.tree.name())?;
+        self.outside.note();
         Ok(())
     }
 }
@@ -97,6 +108,7 @@ impl CursorLog {
     pub(crate) fn save_position(&self, position: u64) -> Result<(), Error> {
         self.meta
             .insert(self.position_key.as_slice(), &position.to_be_bytes())?;
+        self.failed.outside.note();
         Ok(())
     }
 
@@ -111,12 +123,15 @@ impl CursorLog {
                 failed.insert(&id_key, record.stored().clone())?;
                 Ok(())
             })
-            .map_err(Error::from)
+            .map_err(Error::from)?;
+        self.failed.outside.note();
+        Ok(())
     }
 
     /// Deletes the cursor: its position and its failed reads.
     pub(crate) fn destroy(self) -> Result<(), Error> {
         self.meta.remove(&self.position_key)?;
+        self.failed.outside.note();
         self.failed.destroy()
     }
 }

@@ -217,6 +217,7 @@ impl Disk {
         self.id_base = self.id_base.max(floor.saturating_add(1));
         self.meta
             .insert(names::ID_BASE, &self.id_base.to_be_bytes()[..])?;
+        self.engine.outside.note();
         Ok(())
     }
 
@@ -228,7 +229,11 @@ impl Disk {
     /// The durable part of a cursor (its failed reads created empty if missing; its position
     /// is saved only by [`CursorLog::save_position`]).
     pub(crate) fn cursor_log(&self, queue: &str, cursor: &str) -> Result<CursorLog, Error> {
-        let failed = failed::FailedLog::open(&self.db, &names::failed_tree(queue, cursor))?;
+        let failed = failed::FailedLog::open(
+            &self.db,
+            &names::failed_tree(queue, cursor),
+            self.engine.outside.clone(),
+        )?;
         Ok(CursorLog::new(
             &self.meta,
             names::cursor_key(queue, cursor),

@@ -169,10 +169,10 @@ mod tests {
         assert_eq!(disk.engine.pending_bytes(), 5 * 1020, "a growing run waits");
         disk.engine.commit(Depth::WriteAll).unwrap();
         assert_eq!(disk.engine.pending_bytes(), 0, "written as a small pack");
-        append(6..=40);
+        append(6..=100);
         disk.engine.commit(Depth::WriteAll).unwrap();
         assert_eq!(disk.engine.pending_bytes(), 0, "written as full packs");
-        append(41..=45);
+        append(101..=105);
         disk.engine.commit(Depth::WriteOut).unwrap();
         disk.engine.commit(Depth::WriteOut).unwrap();
         assert_eq!(
@@ -181,6 +181,6 @@ mod tests {
             "written once it stopped growing"
         );
         let ids: Vec<u64> = queue.iter().map(|item| item.unwrap().0).collect();
-        assert_eq!(ids, (1..=45).collect::<Vec<_>>());
+        assert_eq!(ids, (1..=105).collect::<Vec<_>>());
     }
 }

@@ -79,6 +79,12 @@ impl Syncer {
         self.0.commit(Depth::Checkpoint)
     }
 
+    /// Returns once every write made to the database before the call is on disk: the
+    /// segments, and sled too if it was written outside the blocks (else replay restores it).
+    pub(crate) fn sync(&mut self) -> Result<(), Error> {
+        self.0.commit(Depth::Durable)
+    }
+
     /// Whether anything waits to be committed (an append, a removal, a deletion).
     pub(crate) fn has_changes(&self) -> bool {
         self.0.has_changes()
