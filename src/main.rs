@@ -16,7 +16,8 @@ use tern::server;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Idle time after which the connection threads hand their free pages back ([`release_memory`]).
+/// Idle time after which the connection threads hand their free pages back ([`release_memory`];
+/// the commit thread does too, once a sync period passes without writes).
 const RELEASE_MEMORY_AFTER: Duration = Duration::from_secs(10);
 
 /// Returns the calling thread's free mimalloc pages to the system. mimalloc does that by
@@ -283,6 +284,7 @@ fn main() -> anyhow::Result<()> {
             .clock_file
             .as_ref()
             .map_or(queue::Clock::System, queue::Clock::file),
+        release_memory: Some(release_memory),
     };
     match options.command {
         Some(Command::Export) => {

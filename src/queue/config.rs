@@ -40,6 +40,9 @@ pub struct Config {
     pub min_free_bytes: u64,
     /// Where the store reads the time (the system clock but in tests).
     pub clock: Clock,
+    /// Run by the commit thread once it has nothing left to do (a sync period without writes):
+    /// it built the commits' blocks, and the allocator keeps their pages until told.
+    pub release_memory: Option<fn()>,
 }
 
 impl Config {
@@ -58,6 +61,7 @@ impl Config {
             queue_limits: HashMap::new(),
             min_free_bytes: mib(DEFAULT_MIN_FREE_MB),
             clock: Clock::System,
+            release_memory: None,
         }
     }
 

@@ -137,7 +137,11 @@ pub(crate) struct Durability {
 }
 
 impl Durability {
-    pub(crate) fn start(syncer: Syncer, mode: SyncMode) -> Result<Durability, Error> {
+    pub(crate) fn start(
+        syncer: Syncer,
+        mode: SyncMode,
+        release_memory: Option<fn()>,
+    ) -> Result<Durability, Error> {
         let writes = Arc::new(AtomicU64::new(0));
         let pending = syncer.pending();
         let target = Arc::new(Mutex::new(syncer));
@@ -149,14 +153,20 @@ impl Durability {
             .name("tern-sync".into())
             .spawn(move || {
                 let (target, metrics) = (&thread_target, &thread_metrics);
+                let release = Release::new(release_memory);
                 match mode {
-                    SyncMode::Always => group_commit_loop(target, metrics, receiver),
+                    SyncMode::Always => group_commit_loop(target, metrics, receiver, release),
                     SyncMode::Every(period) => {
-                        tick_loop(target, metrics, receiver, period, ticker_writes)
+                        tick_loop(target, metrics, receiver, period, ticker_writes, release)
                     }
-                    SyncMode::Never => {
-                        tick_loop(target, metrics, receiver, NEVER_SYNC_EVERY, ticker_writes)
-                    }
+                    SyncMode::Never => tick_loop(
+                        target,
+                        metrics,
+                        receiver,
+                        NEVER_SYNC_EVERY,
+                        ticker_writes,
+                        release,
+                    ),
                 }
             })?;
         Ok(Durability {
@@ -237,6 +247,29 @@ impl Durability {
     }
 }
 
+/// The commit thread's memory release (`Config::release_memory`): once per idle spell.
+struct Release {
+    run: Option<fn()>,
+    done: bool,
+}
+
+impl Release {
+    fn new(run: Option<fn()>) -> Release {
+        Release { run, done: true }
+    }
+
+    fn busy(&mut self) {
+        self.done = false;
+    }
+
+    fn idle(&mut self) {
+        if let (false, Some(run)) = (self.done, self.run) {
+            run();
+        }
+        self.done = true;
+    }
+}
+
 fn lock(target: &Mutex<Syncer>) -> std::sync::MutexGuard<'_, Syncer> {
     target
         .lock()
@@ -252,6 +285,7 @@ fn group_commit_loop(
     target: &Mutex<Syncer>,
     metrics: &CommitMetrics,
     requests: mpsc::Receiver<Reply>,
+    mut release: Release,
 ) {
     let mut last_checkpoint = Instant::now();
     loop {
@@ -261,8 +295,10 @@ fn group_commit_loop(
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
         if batch.is_empty() && !lock(target).needs_checkpoint() {
+            release.idle();
             continue;
         }
+        release.busy();
         if !batch.is_empty() {
             metrics.writers.observe(batch.len() as f64);
         }
@@ -290,6 +326,7 @@ fn tick_loop(
     requests: mpsc::Receiver<Reply>,
     period: Duration,
     writes: Arc<AtomicU64>,
+    mut release: Release,
 ) {
     let mut synced = 0;
     let mut written_since_sync = false;
@@ -305,6 +342,11 @@ fn tick_loop(
         if last_sync.elapsed() >= period {
             last_sync = Instant::now();
             // Removals count too: a checkpoint is what gives emptied segments back.
+            if now == synced && !written_since_sync {
+                release.idle();
+            } else {
+                release.busy();
+            }
             if now != synced || std::mem::take(&mut written_since_sync) {
                 match metrics.timed_sync(target) {
                     Ok(()) => {

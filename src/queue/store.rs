@@ -64,7 +64,7 @@ impl Store {
             let name = recovered.name;
             queues.insert(name.clone(), Arc::new(Queue::new(name, state)));
         }
-        let durability = Durability::start(disk.syncer()?, config.sync)?;
+        let durability = Durability::start(disk.syncer()?, config.sync, config.release_memory)?;
         let store = Store {
             shared: Arc::new(Shared {
                 disk: RwLock::new(Arc::new(disk)),
