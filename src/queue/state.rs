@@ -123,6 +123,11 @@ impl QueueState {
         }
     }
 
+    /// Payload bytes stored: waiting and held open.
+    pub(crate) fn live_bytes(&self) -> u64 {
+        self.bytes + self.open_bytes()
+    }
+
     /// Payload bytes of the plain reads held open.
     fn open_bytes(&self) -> u64 {
         self.open.values().map(|&(len, _)| len).sum()
