@@ -2,13 +2,14 @@
 //!
 //! New items join the queue's open run in memory, in id order (they are appended under the
 //! queue's lock); the commit ([`super::engine`]) writes runs out as packs. Older items are
-//! in packs, found through the index by id and read back a pack at a time (the last packs
+//! in packs, found through the index by id and read back a pack at a time (`packs`; the last packs
 //! read stay cached, so a reader walking the queue reads each pack once). A removed item is
 //! only a number in the queue's [`Removed`] ranges until its whole pack can go.
 
 use super::engine::{lock, Engine};
-use super::index::{self, PackEntry, QueueRecord};
+use super::index::QueueRecord;
 use super::pack::Pack;
+use super::packs::cached;
 use super::ranges::Removed;
 use super::record::Record;
 use super::snapshot::Counts;
@@ -16,18 +17,15 @@ use super::Error;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-/// Packs kept decoded per queue: the one at the head and one more (a cursor elsewhere).
-const CACHED_PACKS: usize = 2;
-
 /// One queue's items; cheap to clone (clones share them).
 #[derive(Clone)]
-pub(crate) struct ItemLog(Arc<QueueShared>);
+pub(crate) struct ItemLog(pub(super) Arc<QueueShared>);
 
 pub(crate) struct QueueShared {
     /// The queue's number in the index, and its name.
     pub(super) number: u64,
     pub(super) name: String,
-    engine: Arc<Engine>,
+    pub(super) engine: Arc<Engine>,
     pub(super) state: Mutex<LogState>,
 }
 
@@ -107,7 +105,7 @@ impl ItemLog {
         ItemLog(shared)
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, LogState> {
+    pub(super) fn state(&self) -> std::sync::MutexGuard<'_, LogState> {
         lock(&self.0.state)
     }
 
@@ -394,85 +392,6 @@ impl ItemLog {
             from = next;
         }
     }
-
-    /// The pack that would hold `id` (not in the run), read or from the cache.
-    fn pack_holding(&self, state: &mut LogState, id: u64) -> Result<Option<Arc<Pack>>, Error> {
-        if let Some(pack) = cached(state, id) {
-            return Ok(Some(pack));
-        }
-        match self.entry_at_or_before(id)? {
-            Some((first_id, entry)) if entry.last_id >= id => {
-                self.load(state, first_id, entry).map(Some)
-            }
-            _ => Ok(None),
-        }
-    }
-
-    /// Reads a pack (or takes it from the cache). A pack that cannot be read back is logged
-    /// and its items count as removed, so the queue goes on serving.
-    fn load(
-        &self,
-        state: &mut LogState,
-        first_id: u64,
-        entry: PackEntry,
-    ) -> Result<Arc<Pack>, Error> {
-        // By where it is, not by first id: a full pack takes the first id of the small one it
-        // replaced, with more items.
-        let place = (entry.segment, entry.offset);
-        if let Some((_, _, pack)) = state.cache.iter().find(|cached| cached.1 == place) {
-            return Ok(pack.clone());
-        }
-        let engine = &self.0.engine;
-        let read = engine
-            .segments
-            .read(entry.segment, entry.offset, entry.len as usize)
-            .and_then(|frame| Pack::decode(frame, self.0.number));
-        let pack = match read {
-            Ok(pack) => Arc::new(pack),
-            Err(e) => {
-                log::error!(
-                    "cannot read back {} items (ids {} to {}) in segment {}: {}; they are dropped",
-                    entry.count,
-                    first_id,
-                    entry.last_id,
-                    entry.segment,
-                    e
-                );
-                state.removed.insert_range(entry.first_seq, entry.end_seq());
-                state.changed = true;
-                self.0.mark_dirty(state, engine);
-                Arc::new(Pack {
-                    first_seq: entry.first_seq,
-                    ids: Vec::new(),
-                    records: Vec::new(),
-                })
-            }
-        };
-        if state.cache.len() == CACHED_PACKS {
-            state.cache.remove(0);
-        }
-        state.cache.push((first_id, place, pack.clone()));
-        Ok(pack)
-    }
-
-    fn entry_at_or_before(&self, id: u64) -> Result<Option<(u64, PackEntry)>, Error> {
-        index::pack_at_or_before(&self.0.engine.index, self.0.number, id)
-    }
-
-    fn entry_after(&self, id: u64) -> Result<Option<(u64, PackEntry)>, Error> {
-        index::pack_after(&self.0.engine.index, self.0.number, id)
-    }
-}
-
-/// The cached pack holding `id`, if any. A pack holds every item of its queue between its
-/// first and last ids, so a cached one answers for that span even after a fuller pack
-/// superseded it (items never change).
-fn cached(state: &LogState, id: u64) -> Option<Arc<Pack>> {
-    state
-        .cache
-        .iter()
-        .find(|(first, _, pack)| !pack.ids.is_empty() && *first <= id && id <= pack.last_id())
-        .map(|(_, _, pack)| pack.clone())
 }
 
 /// Iterator over a range of a queue's items; each step locks the queue's log briefly.

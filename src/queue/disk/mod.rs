@@ -22,6 +22,7 @@ mod index;
 mod log;
 mod names;
 mod pack;
+mod packs;
 mod plan;
 mod ranges;
 mod record;

@@ -1,0 +1,96 @@
+//! Reading a queue's packs back: where the index says a pack is, the read from its segment,
+//! and the queue's cache of the last packs read (see `log`, which walks them).
+
+use super::index::{self, PackEntry};
+use super::log::{ItemLog, LogState};
+use super::pack::Pack;
+use super::Error;
+use std::sync::Arc;
+
+/// Packs kept decoded per queue: the one at the head and one more (a cursor elsewhere).
+const CACHED_PACKS: usize = 2;
+
+impl ItemLog {
+    /// The pack that would hold `id` (not in the run), read or from the cache.
+    pub(super) fn pack_holding(
+        &self,
+        state: &mut LogState,
+        id: u64,
+    ) -> Result<Option<Arc<Pack>>, Error> {
+        if let Some(pack) = cached(state, id) {
+            return Ok(Some(pack));
+        }
+        match self.entry_at_or_before(id)? {
+            Some((first_id, entry)) if entry.last_id >= id => {
+                self.load(state, first_id, entry).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Reads a pack (or takes it from the cache). A pack that cannot be read back is logged
+    /// and its items count as removed, so the queue goes on serving.
+    pub(super) fn load(
+        &self,
+        state: &mut LogState,
+        first_id: u64,
+        entry: PackEntry,
+    ) -> Result<Arc<Pack>, Error> {
+        // By where it is, not by first id: a full pack takes the first id of the small one it
+        // replaced, with more items.
+        let place = (entry.segment, entry.offset);
+        if let Some((_, _, pack)) = state.cache.iter().find(|cached| cached.1 == place) {
+            return Ok(pack.clone());
+        }
+        let engine = &self.0.engine;
+        let read = engine
+            .segments
+            .read(entry.segment, entry.offset, entry.len as usize)
+            .and_then(|frame| Pack::decode(frame, self.0.number));
+        let pack = match read {
+            Ok(pack) => Arc::new(pack),
+            Err(e) => {
+                log::error!(
+                    "cannot read back {} items (ids {} to {}) in segment {}: {}; they are dropped",
+                    entry.count,
+                    first_id,
+                    entry.last_id,
+                    entry.segment,
+                    e
+                );
+                state.removed.insert_range(entry.first_seq, entry.end_seq());
+                state.changed = true;
+                self.0.mark_dirty(state, engine);
+                Arc::new(Pack {
+                    first_seq: entry.first_seq,
+                    ids: Vec::new(),
+                    records: Vec::new(),
+                })
+            }
+        };
+        if state.cache.len() == CACHED_PACKS {
+            state.cache.remove(0);
+        }
+        state.cache.push((first_id, place, pack.clone()));
+        Ok(pack)
+    }
+
+    pub(super) fn entry_at_or_before(&self, id: u64) -> Result<Option<(u64, PackEntry)>, Error> {
+        index::pack_at_or_before(&self.0.engine.index, self.0.number, id)
+    }
+
+    pub(super) fn entry_after(&self, id: u64) -> Result<Option<(u64, PackEntry)>, Error> {
+        index::pack_after(&self.0.engine.index, self.0.number, id)
+    }
+}
+
+/// The cached pack holding `id`, if any. A pack holds every item of its queue between its
+/// first and last ids, so a cached one answers for that span even after a fuller pack
+/// superseded it (items never change).
+pub(super) fn cached(state: &LogState, id: u64) -> Option<Arc<Pack>> {
+    state
+        .cache
+        .iter()
+        .find(|(first, _, pack)| !pack.ids.is_empty() && *first <= id && id <= pack.last_id())
+        .map(|(_, _, pack)| pack.clone())
+}
