@@ -9,10 +9,9 @@
 //!
 //! Imports only the runtime's socket and the counters; the session and handler build on it.
 
-use super::runtime::TcpStream;
+use super::runtime::ClientSocket;
 use super::stats::{bump, Counters};
 use crate::protocol::{self, Command, Rejection, Reply};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use std::sync::Arc;
 
 /// Bytes asked of the socket per read, and the buffers' resting size.
@@ -21,7 +20,10 @@ const READ_CHUNK: usize = 16 * 1024;
 const OUT_HIGH_WATER: usize = 64 * 1024;
 
 pub(crate) struct Connection {
-    stream: TcpStream,
+    stream: ClientSocket,
+    /// The last read left room in the buffer, so it took all the socket had: the next one
+    /// waits for input first rather than fail with nothing to read.
+    drained: bool,
     /// Input: `buf[start..end]` is unread.
     buf: Vec<u8>,
     start: usize,
@@ -57,7 +59,7 @@ enum Filled {
 }
 
 impl Connection {
-    pub(crate) fn new(stream: TcpStream, max_item_size: u32, counters: Arc<Counters>) -> Self {
+    pub(crate) fn new(stream: ClientSocket, max_item_size: u32, counters: Arc<Counters>) -> Self {
         let peer = match stream.peer_addr() {
             Ok(address) => address.to_string(),
             Err(_) => "?".to_string(),
@@ -65,6 +67,7 @@ impl Connection {
         Connection {
             peer,
             stream,
+            drained: false,
             buf: vec![0; READ_CHUNK],
             start: 0,
             end: 0,
@@ -164,7 +167,7 @@ impl Connection {
             return Ok(());
         }
         self.writes += 1;
-        let result = (&self.stream).write_all(&self.out).await;
+        let result = self.stream.write_all(&self.out).await;
         bump(&self.counters.bytes_written, self.out.len() as u64);
         self.out.clear();
         // A large reply came and went: give its memory back.
@@ -230,9 +233,14 @@ impl Connection {
             // Full with pipelined commands still to run: the caller runs them first.
             return Filled::Full;
         }
-        match (&self.stream).read(&mut self.buf[self.end..]).await {
+        if self.drained && self.stream.readable().await.is_err() {
+            return Filled::Closed;
+        }
+        let room = self.buf.len() - self.end;
+        match self.stream.read(&mut self.buf[self.end..]).await {
             Ok(0) | Err(_) => Filled::Closed,
             Ok(n) => {
+                self.drained = n < room;
                 self.end += n;
                 bump(&self.counters.bytes_read, n as u64);
                 Filled::Bytes
@@ -244,7 +252,8 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::runtime::{block_on, TcpListener};
+    use crate::server::runtime::{block_on, TcpListener, TcpStream};
+    use futures_lite::AsyncReadExt;
 
     /// A connection to a loopback peer, and the peer's end.
     async fn pair() -> (Connection, TcpStream) {
@@ -253,7 +262,11 @@ mod tests {
             .await
             .unwrap();
         let (stream, _) = listener.accept().await.unwrap();
-        let conn = Connection::new(stream, 1024, Arc::new(Counters::new()));
+        let conn = Connection::new(
+            ClientSocket::new(stream).unwrap(),
+            1024,
+            Arc::new(Counters::new()),
+        );
         (conn, peer)
     }
 

@@ -6,7 +6,7 @@
 //! Imports run one way: handler → session → connection.
 
 use super::connection::Connection;
-use super::runtime::TcpStream;
+use super::runtime::ClientSocket;
 use super::session::{Flow, Session};
 use super::shared::Shared;
 use crate::protocol::Reply;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 const COMMANDS_PER_TURN: u32 = 16;
 
 /// Serves one client until it quits, disconnects, or the server shuts down.
-pub(crate) async fn connection_loop(stream: TcpStream, shared: Arc<Shared>) {
+pub(crate) async fn connection_loop(stream: ClientSocket, shared: Arc<Shared>) {
     let max_item_size = shared.config.max_item_size;
     let mut conn = Connection::new(stream, max_item_size, shared.counters.clone());
     let mut session = Session::new(shared.clone());
@@ -33,6 +33,9 @@ pub(crate) async fn connection_loop(stream: TcpStream, shared: Arc<Shared>) {
 
 async fn serve(conn: &mut Connection, session: &mut Session, shared: &Shared) -> Flow {
     let mut since_yield = 0;
+    // One wait for the stop, polled beside every read for the connection's whole life: a new
+    // one per read cost an allocation and a turn on the shared event's lock per request.
+    let mut stop = std::pin::pin!(shared.shutdown.wait());
     loop {
         since_yield += 1;
         if since_yield == COMMANDS_PER_TURN {
@@ -63,11 +66,11 @@ async fn serve(conn: &mut Connection, session: &mut Session, shared: &Shared) ->
                     return Flow::Close;
                 }
                 let more = async { Some(conn.read_more().await) };
-                let stop = async {
-                    shared.shutdown.wait().await;
+                let stopped = async {
+                    stop.as_mut().await;
                     None
                 };
-                match more.or(stop).await {
+                match more.or(stopped).await {
                     Some(true) => continue,
                     Some(false) | None => return Flow::Close,
                 }

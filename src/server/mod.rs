@@ -29,7 +29,7 @@ pub use shutdown::ShutdownHandle;
 
 use crate::queue::Store;
 use futures_lite::{AsyncWriteExt, FutureExt};
-use runtime::{sleep, spawn, TcpListener, TcpStream};
+use runtime::{sleep, spawn, ClientSocket, TcpListener, TcpStream};
 use shared::Shared;
 use shutdown::Shutdown;
 use stats::{bump, Counters};
@@ -148,11 +148,19 @@ async fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
             spawn(refuse(stream));
             continue;
         }
+        let socket = match ClientSocket::new(stream) {
+            Ok(socket) => socket,
+            Err(e) => {
+                log::warn!("accept failed: {}", e);
+                sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         bump(&counters.curr_connections, 1);
         bump(&counters.total_connections, 1);
         let shared = shared.clone();
         spawn(async move {
-            handler::connection_loop(stream, shared.clone()).await;
+            handler::connection_loop(socket, shared.clone()).await;
             shared
                 .counters
                 .curr_connections
