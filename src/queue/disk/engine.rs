@@ -63,6 +63,10 @@ impl OutsideWrites {
     fn take(&self) -> bool {
         self.0.swap(false, Ordering::SeqCst)
     }
+
+    fn is_noted(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 pub(crate) struct Engine {
@@ -181,9 +185,10 @@ impl Engine {
         !lock(&self.dirty).is_empty() || !lock(&self.deleted).is_empty()
     }
 
-    /// Whether a checkpoint would do anything.
+    /// Whether a checkpoint would do anything: something to commit, an index not synced
+    /// since the last commit, or sled written outside the blocks (a cursor moved).
     pub(crate) fn needs_checkpoint(&self) -> bool {
-        self.has_changes() || self.unchecked.load(Ordering::Relaxed)
+        self.has_changes() || self.unchecked.load(Ordering::Relaxed) || self.outside.is_noted()
     }
 
     /// Bytes appended and not yet written.
@@ -442,5 +447,14 @@ mod tests {
             !disk.engine.needs_checkpoint(),
             "a failed read: the commit synced the index too"
         );
+        // A cursor that moved, with no write since: only a checkpoint makes that durable
+        // (sled flushes nothing by itself under `--sync always`).
+        cursor.save_position(2).unwrap();
+        assert!(
+            disk.engine.needs_checkpoint(),
+            "a cursor moved: the next checkpoint must sync it"
+        );
+        disk.engine.commit(Depth::Checkpoint).unwrap();
+        assert!(!disk.engine.needs_checkpoint());
     }
 }
