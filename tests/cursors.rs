@@ -592,6 +592,33 @@ fn cursor_state_survives_kill9() {
 }
 
 #[test]
+fn sync_interval_makes_a_cursor_position_durable_without_any_write() {
+    // Under `--sync <N>ms` the periodic sync also covers a cursor that moved while nothing was
+    // written: its position lives in the index, which sled does not flush by itself there.
+    let mut s = Server::start_with(&["--sync", "20ms", "--log-level", "debug"]);
+    let mut c = Conn::connect(&s);
+    let items: Vec<String> = (0..40).map(|i| i.to_string()).collect();
+    let items: Vec<&str> = items.iter().map(String::as_str).collect();
+    set_all(&mut c, "q", &items);
+    let syncs = |s: &Server| s.log().matches("periodic sync: writes 1 to 40 ").count();
+    wait_until("a periodic sync of the 40 writes", || syncs(&s) > 0);
+    for item in &items {
+        expect_item(&mut c, "q.c", item.as_bytes());
+    }
+    // At the end of the queue the cursor saves its position.
+    c.roundtrip(b"get q.c\r\n", b"END\r\n");
+    let before = syncs(&s);
+    wait_until("a periodic sync after the cursor moved", || {
+        syncs(&s) > before
+    });
+    s.kill9();
+    s.start_again();
+    let mut c = Conn::connect(&s);
+    c.roundtrip(b"get q.c\r\n", b"END\r\n");
+    expect_item(&mut c, "q", b"0");
+}
+
+#[test]
 fn open_cursor_read_is_redelivered_after_kill9_without_barrier() {
     // No barrier: whatever reached the disk, the open item must come back.
     let mut s = Server::start();

@@ -347,7 +347,10 @@ fn tick_loop(
             } else {
                 release.busy();
             }
-            if now != synced || std::mem::take(&mut written_since_sync) {
+            // A cursor that moved with nothing written since needs the sync too: sled holds
+            // its position, and sled does not flush by itself under `<N>ms`.
+            let outside = lock(target).needs_checkpoint();
+            if now != synced || std::mem::take(&mut written_since_sync) || outside {
                 match metrics.timed_sync(target) {
                     Ok(()) => {
                         synced = now;
