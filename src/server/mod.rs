@@ -28,8 +28,8 @@ pub use idle::IdleCheck;
 pub use shutdown::ShutdownHandle;
 
 use crate::queue::Store;
-use futures_lite::{AsyncWriteExt, FutureExt};
-use runtime::{sleep, spawn, ClientSocket, TcpListener, TcpStream};
+use futures_lite::FutureExt;
+use runtime::{sleep, spawn, ClientSocket, TcpListener};
 use shared::Shared;
 use shutdown::Shutdown;
 use stats::{bump, Counters};
@@ -126,14 +126,21 @@ pub fn run(config: Config, store: Store, on_ready: impl FnOnce(SocketAddr)) -> s
 
 async fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
     loop {
-        let accepted = async { Some(listener.accept().await) };
+        // The socket's own setup fails like an accept does (out of descriptors): one path.
+        let accepted = async {
+            let accepted = listener.accept().await.and_then(|(stream, _)| {
+                let _ = stream.set_nodelay(true);
+                ClientSocket::new(stream)
+            });
+            Some(accepted)
+        };
         let stop = async {
             shared.shutdown.wait().await;
             None
         };
-        let stream = match accepted.or(stop).await {
+        let socket = match accepted.or(stop).await {
             None => return,
-            Some(Ok((stream, _))) => stream,
+            Some(Ok(socket)) => socket,
             Some(Err(e)) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 log::warn!("accept failed: {}", e);
@@ -141,21 +148,12 @@ async fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         let counters = &shared.counters;
         if counters.curr_connections.load(Ordering::Relaxed) >= shared.config.max_connections {
             bump(&counters.refused_connections, 1);
-            spawn(refuse(stream));
+            spawn(refuse(socket));
             continue;
         }
-        let socket = match ClientSocket::new(stream) {
-            Ok(socket) => socket,
-            Err(e) => {
-                log::warn!("accept failed: {}", e);
-                sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
         bump(&counters.curr_connections, 1);
         bump(&counters.total_connections, 1);
         let shared = shared.clone();
@@ -169,11 +167,11 @@ async fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
     }
 }
 
-async fn refuse(mut stream: TcpStream) {
-    let _ = stream
+async fn refuse(socket: ClientSocket) {
+    let _ = socket
         .write_all(b"SERVER_ERROR too many connections\r\n")
         .await;
-    let _ = stream.close().await;
+    let _ = socket.close().await;
 }
 
 /// Waits (bounded) for every connection to finish.

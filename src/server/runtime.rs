@@ -78,4 +78,9 @@ impl ClientSocket {
     pub async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
         (&self.0).write_all(buf).await
     }
+
+    /// Shuts the sending side down (the client reads the end of the stream).
+    pub async fn close(&self) -> io::Result<()> {
+        (&self.0).close().await
+    }
 }
