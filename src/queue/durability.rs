@@ -347,10 +347,10 @@ fn tick_loop(
             } else {
                 release.busy();
             }
-            // A cursor that moved with nothing written since needs the sync too: sled holds
-            // its position, and sled does not flush by itself under `<N>ms`.
-            let outside = lock(target).needs_checkpoint();
-            if now != synced || std::mem::take(&mut written_since_sync) || outside {
+            // Whatever a checkpoint would write counts too, e.g. a cursor that moved with
+            // nothing written since: sled holds its position and does not flush by itself here.
+            let checkpoint_due = lock(target).needs_checkpoint();
+            if now != synced || std::mem::take(&mut written_since_sync) || checkpoint_due {
                 match metrics.timed_sync(target) {
                     Ok(()) => {
                         synced = now;
