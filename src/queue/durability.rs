@@ -2,10 +2,10 @@
 //! and in every mode, writing what writers appended in memory out to the files.
 //!
 //! With `--sync always` each group commit writes and syncs. Otherwise a ticker writes out
-//! every [`WRITE_EVERY`] and syncs every period (`<N>ms`) or every [`NEVER_SYNC_EVERY`]
-//! (`never`: that sync is what gives the disk of drained queues back); a writer that finds
-//! more than [`PENDING_LIMIT`] bytes waiting asks for a write-out and waits for it, which
-//! bounds the memory a fast producer can fill.
+//! appended items every [`WRITE_EVERY`] and syncs, removals included, every period (`<N>ms`)
+//! or every [`NEVER_SYNC_EVERY`] (`never`: that sync is what gives the disk of drained queues
+//! back); a writer that finds more than [`PENDING_LIMIT`] bytes waiting asks for a write-out
+//! and waits for it, which bounds the memory a fast producer can fill.
 //!
 //! What a durable sync is belongs to the on-disk layout ([`Syncer`]); when to run one is
 //! decided here. Syncs run on one dedicated thread, never on an executor thread; every
@@ -110,7 +110,8 @@ pub enum SyncMode {
     Never,
 }
 
-/// How often appended items are written out when writes do not wait for a sync.
+/// How often appended items are written out when writes do not wait for a sync (what readers
+/// removed waits for the next sync).
 const WRITE_EVERY: Duration = Duration::from_millis(10);
 /// How often `--sync always` checkpoints while no writer asks (what readers removed: it gives
 /// unused segments back).
@@ -341,16 +342,14 @@ fn tick_loop(
         let now = writes.load(Ordering::Relaxed);
         if last_sync.elapsed() >= period {
             last_sync = Instant::now();
-            // Removals count too: a checkpoint is what gives emptied segments back.
-            if now == synced && !written_since_sync {
-                release.idle();
-            } else {
+            // Whatever a checkpoint would write counts too: what readers removed (the
+            // checkpoint gives emptied segments back), a cursor that moved with nothing
+            // written since (sled holds its position and does not flush by itself here).
+            let due = now != synced
+                || std::mem::take(&mut written_since_sync)
+                || lock(target).needs_checkpoint();
+            if due {
                 release.busy();
-            }
-            // Whatever a checkpoint would write counts too, e.g. a cursor that moved with
-            // nothing written since: sled holds its position and does not flush by itself here.
-            let checkpoint_due = lock(target).needs_checkpoint();
-            if now != synced || std::mem::take(&mut written_since_sync) || checkpoint_due {
                 match metrics.timed_sync(target) {
                     Ok(()) => {
                         synced = now;
@@ -360,10 +359,15 @@ fn tick_loop(
                     // Tried again at the next tick.
                     Err(e) => log::error!("periodic sync failed: {}", e),
                 }
+            } else {
+                release.idle();
             }
         }
+        // Only appends are written out between syncs: they hold memory until written.
+        // Removals wait for the sync, as a crash may lose them anyway until then; writing
+        // them every tick cost a busy reader's core about 6% (benches/README.md).
         let mut syncer = lock(target);
-        let written = match syncer.has_changes() {
+        let written = match syncer.has_appends() {
             true => {
                 written_since_sync = true;
                 // Writers that asked wait for memory to be freed: everything goes.

@@ -85,9 +85,10 @@ impl Syncer {
         self.0.commit(Depth::Durable)
     }
 
-    /// Whether anything waits to be committed (an append, a removal, a deletion).
-    pub(crate) fn has_changes(&self) -> bool {
-        self.0.has_changes()
+    /// Whether appended items wait in memory to be written out (removals and deletions,
+    /// which cost no memory while they wait, are not counted).
+    pub(crate) fn has_appends(&self) -> bool {
+        self.0.pending_bytes() > 0
     }
 
     /// Whether a checkpoint would do anything.
