@@ -39,7 +39,7 @@ Scenarios (`--only 5,6,7,9` chooses the targets; a scenario runs when a chosen t
     (`always`); RSS after, then a verified drain.
 (m) target 9: `--queues` queues (default 10 000) holding one `--queue-item-size`-byte item each
     (default sync); RSS and directory after the fill and after a graceful restart, then every
-    queue read back.
+    queue read back; then `--queue-rounds` times filled and drained again (RSS after each).
 
 Every item carries its sequence number (`%015d:` then filler that depends on it); each drain
 checks every item against the bytes it was written with, that each connection sees them in
@@ -611,15 +611,30 @@ class Bench:
         data = self.fresh("queues")
         server = Server(args, data, None)
         server.start()
-        client = Client(server.port)
+
+        def fill_all():
+            client = Client(server.port)
+            for first in range(0, count, args.batch):
+                part = range(first, min(count, first + args.batch))
+                client.sock.sendall(b"".join(b"set %s 0 0 %d\r\n%s\r\n" % (names[i], size, payload(i, size))
+                                             for i in part))
+                client.stored(len(part))
+            client.close()
+
+        def drain_all(check):
+            client = Client(server.port)
+            for first in range(0, count, args.batch):
+                part = range(first, min(count, first + args.batch))
+                client.sock.sendall(b"".join(b"get %s\r\n" % names[i] for i in part))
+                for i in part:
+                    got = client.reply()
+                    if got is not None:
+                        check.item(i, got)
+            client.close()
+
         began = time.perf_counter()
-        for first in range(0, count, args.batch):
-            part = range(first, min(count, first + args.batch))
-            client.sock.sendall(b"".join(b"set %s 0 0 %d\r\n%s\r\n" % (names[i], size, payload(i, size))
-                                         for i in part))
-            client.stored(len(part))
+        fill_all()
         took = time.perf_counter() - began
-        client.close()
         time.sleep(args.settle)
         r, d = rss(server.pid), disk(data)
         log(f"queues: {count} queues x 1 item of {size} B in {took:.1f} s: RSS {mib(r)}, directory {size_str(d)}")
@@ -632,19 +647,26 @@ class Bench:
         log(f"queues: restarted (accepting after {accepted:.3f} s): RSS {mib(r)}, peak {mib(peak)}, directory {size_str(d)}")
         self.t9.append((f"after a graceful restart (accepting after {accepted:.3f} s), + {args.settle:g} s", r, d))
         check = Check(count, size)
-        client = Client(server.port)
-        for first in range(0, count, args.batch):
-            part = range(first, min(count, first + args.batch))
-            client.sock.sendall(b"".join(b"get %s\r\n" % names[i] for i in part))
-            for i in part:
-                got = client.reply()
-                if got is not None:
-                    check.item(i, got)
-        client.close()
-        server.stop()
+        drain_all(check)
         log(f"queues: {check.summary()}")
         self.checks.append(("queues", check, "one item per queue, graceful restart"))
         self.failed |= bool(check.bad())
+        # The same queues filled and drained again: memory must not grow round by round.
+        for round_ in range(1, args.queue_rounds + 1):
+            fill_all()
+            time.sleep(args.settle)
+            filled = rss(server.pid)
+            check = Check(count, size)
+            drain_all(check)
+            time.sleep(args.settle)
+            drained, d = rss(server.pid), disk(data)
+            log(f"queues: round {round_}: RSS {mib(filled)} filled, {mib(drained)} drained, {check.summary()}")
+            self.t9.append((f"filled again (round {round_} of {args.queue_rounds}), + {args.settle:g} s",
+                            filled, None))
+            self.t9.append((f"drained again (round {round_}), + {args.settle:g} s", drained, d))
+            self.checks.append((f"queues, round {round_}", check, "filled and drained again"))
+            self.failed |= bool(check.bad())
+        server.stop()
         self.done_with(data)
 
     def report(self, only):
@@ -715,7 +737,8 @@ class Bench:
             p("| state | RSS | verdict | data directory | verdict |")
             p("|---|---|---|---|---|")
             for state, r, d in self.t9:
-                p(f"| {state} | {mib(r)} | {verdict(r, T9_RSS)} | {size_str(d)} | {verdict(max(d), T9_DISK)} |")
+                disk_cells = "– | –" if d is None else f"{size_str(d)} | {verdict(max(d), T9_DISK)}"
+                p(f"| {state} | {mib(r)} | {verdict(r, T9_RSS)} | {disk_cells} |")
             p("")
         if self.fills:
             p("Fill and drain rates: " + "; ".join(
@@ -748,6 +771,8 @@ def main():
     parser.add_argument("--trickle-size", type=int, default=128)
     parser.add_argument("--queues", type=int, default=10000, help="target 9's queue count")
     parser.add_argument("--queue-item-size", type=int, default=32)
+    parser.add_argument("--queue-rounds", type=int, default=3,
+                        help="target 9: times the queues are filled and drained again after the check")
     parser.add_argument("--no-kill-after-fill", dest="kill_after_fill", action="store_false",
                         help="skip (a') and (b'): a second fill killed with kill -9")
     parser.add_argument("--kill-delay", type=float, default=1.0,

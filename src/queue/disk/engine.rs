@@ -45,8 +45,10 @@ pub(crate) enum Depth {
 pub(crate) const PACK_BYTES: u64 = 64 * 1024;
 /// An unused segment being appended to is given up for a new one past this size.
 const RETIRE_BYTES: u64 = 1024 * 1024;
-/// Index entries removed per sled batch when a queue is deleted.
-const DELETE_CHUNK: usize = 4096;
+/// Changes past which a commit hands sled what it has so far as one batch: sled frees the
+/// node copies a batch replaces only once the batch ends, so one batch for a commit that
+/// touched thousands of queues held tens of MiB (benches/README.md, "Storage format 2").
+const CHUNK_CHANGES: usize = 64;
 
 /// Set when sled is written outside the commit's blocks (a cursor's position or failed
 /// reads, a queue made or deleted): replay cannot restore those, so the next durable commit
@@ -66,6 +68,37 @@ impl OutsideWrites {
 
     fn is_noted(&self) -> bool {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Index changes on their way to one sled batch, with the packs they add to or take from
+/// each segment.
+#[derive(Default)]
+struct IndexChanges {
+    batch: sled::Batch,
+    uses: HashMap<u64, i64>,
+    len: usize,
+}
+
+impl IndexChanges {
+    fn insert(&mut self, key: &[u8], value: Vec<u8>) {
+        self.batch.insert(key, value);
+        self.len += 1;
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        self.batch.remove(key);
+        self.len += 1;
+    }
+
+    fn insert_pack(&mut self, key: [u8; 17], entry: PackEntry) {
+        self.insert(&key, entry.encode().to_vec());
+        *self.uses.entry(entry.segment).or_default() += 1;
+    }
+
+    fn remove_pack(&mut self, key: impl AsRef<[u8]>, segment: u64) {
+        self.remove(key.as_ref());
+        *self.uses.entry(segment).or_default() -= 1;
     }
 }
 
@@ -94,6 +127,9 @@ pub(crate) struct Engine {
     /// Open queues by name, so that every caller shares one log per queue.
     queues: Mutex<HashMap<String, Weak<QueueShared>>>,
     next_number: AtomicU64,
+    /// Tests cut a commit short after this many sled batches, as a crash would.
+    #[cfg(test)]
+    batches_until_cut: AtomicU64,
 }
 
 impl Engine {
@@ -120,6 +156,8 @@ impl Engine {
             outside: OutsideWrites::default(),
             queues: Mutex::new(HashMap::new()),
             next_number: AtomicU64::new(next_number),
+            #[cfg(test)]
+            batches_until_cut: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -264,21 +302,19 @@ impl Engine {
             // Packs first: once the index names them, they must be on disk.
             self.segments.sync()?;
         }
-        let mut uses: HashMap<u64, i64> = HashMap::new();
         for &queue in deleted {
-            self.delete_queue(queue, &mut uses)?;
+            self.delete_queue(queue)?;
         }
-        let mut batch = sled::Batch::default();
+        let mut changes = IndexChanges::default();
         let mut placed = placed.into_iter();
         for plan in plans {
             let number = plan.queue.number;
             // Removals first: a full pack may take the key of the small one it replaces.
             for &(first_id, old_segment) in &plan.superseded {
-                batch.remove(&index::pack_key(number, first_id)[..]);
-                *uses.entry(old_segment).or_default() -= 1;
+                changes.remove_pack(index::pack_key(number, first_id), old_segment);
             }
             if let Some((sealed_below, floor)) = plan.sweep {
-                self.sweep(number, sealed_below, floor, &mut batch, &mut uses)?;
+                self.sweep(number, sealed_below, floor, &mut changes)?;
             }
             for pack in &plan.packs {
                 let (offset, len) = placed.next().unwrap_or_default();
@@ -290,25 +326,25 @@ impl Engine {
                     first_seq: pack.first_seq,
                     last_id: pack.last_id(),
                 };
-                batch.insert(
-                    &index::pack_key(number, pack.first_id())[..],
-                    &entry.encode()[..],
-                );
-                *uses.entry(segment).or_default() += 1;
+                changes.insert_pack(index::pack_key(number, pack.first_id()), entry);
             }
             if let Some(record) = &plan.record {
-                batch.insert(&index::record_key(number)[..], record.encode());
+                changes.insert(&index::record_key(number), record.encode());
+            }
+            // A queue's changes go to sled together; a long commit goes in several batches,
+            // the mark in the last.
+            if changes.len >= CHUNK_CHANGES {
+                self.apply(std::mem::take(&mut changes))?;
             }
         }
         for &queue in deleted {
-            batch.remove(&index::record_key(queue)[..]);
+            changes.remove(&index::record_key(queue));
         }
         if block.len() > BLOCK_HEADER {
             let end = base + block.len() as u64;
-            batch.insert(index::MARK, &index::encode_mark(segment, end)[..]);
+            changes.insert(index::MARK, index::encode_mark(segment, end).to_vec());
         }
-        self.count_uses(uses, &mut batch);
-        self.index.apply_batch(batch)?;
+        self.apply(changes)?;
         self.unchecked.store(true, Ordering::Relaxed);
         if depth == Depth::Checkpoint {
             self.unchecked.store(false, Ordering::Relaxed);
@@ -325,8 +361,7 @@ impl Engine {
         queue: u64,
         sealed_below: u64,
         floor: u64,
-        batch: &mut sled::Batch,
-        uses: &mut HashMap<u64, i64>,
+        changes: &mut IndexChanges,
     ) -> Result<(), Error> {
         let range = index::pack_key(queue, 0)..index::pack_key(queue, sealed_below);
         for entry in self.index.range(range) {
@@ -335,34 +370,40 @@ impl Engine {
             if pack.end_seq() > floor {
                 break;
             }
-            batch.remove(key);
-            *uses.entry(pack.segment).or_default() -= 1;
+            changes.remove_pack(key, pack.segment);
         }
         Ok(())
     }
 
     /// Removes every pack of a deleted queue, in bounded batches (the queue's name is gone
     /// already, so a crash meanwhile leaves only what the next start removes).
-    fn delete_queue(&self, queue: u64, uses: &mut HashMap<u64, i64>) -> Result<(), Error> {
+    fn delete_queue(&self, queue: u64) -> Result<(), Error> {
         loop {
             let range = index::pack_key(queue, 0)..=index::pack_key(queue, u64::MAX);
-            let mut batch = sled::Batch::default();
-            let mut removed = 0;
-            for entry in self.index.range(range).take(DELETE_CHUNK) {
+            let mut changes = IndexChanges::default();
+            for entry in self.index.range(range).take(CHUNK_CHANGES) {
                 let (key, value) = entry?;
-                *uses.entry(PackEntry::decode(&value).segment).or_default() -= 1;
-                batch.remove(key);
-                removed += 1;
+                changes.remove_pack(key, PackEntry::decode(&value).segment);
             }
-            if removed == 0 {
+            if changes.len == 0 {
                 return Ok(());
             }
-            self.index.apply_batch(batch)?;
+            self.apply(changes)?;
         }
     }
 
-    /// Applies the changes in packs per segment, to memory and to `batch`.
-    fn count_uses(&self, uses: HashMap<u64, i64>, batch: &mut sled::Batch) {
+    /// Applies `changes` to the index in one sled batch, with the packs-per-segment counts
+    /// they change (in memory as well), so that the index is consistent after every batch:
+    /// after a crash between the batches of one commit, replay (which takes a pack it finds
+    /// indexed already as moved, not new) still leaves every count exact.
+    fn apply(&self, changes: IndexChanges) -> Result<(), Error> {
+        #[cfg(test)]
+        if self.batches_until_cut.fetch_sub(1, Ordering::Relaxed) == 0 {
+            return Err(std::io::Error::other("cut short by a test").into());
+        }
+        let IndexChanges {
+            mut batch, uses, ..
+        } = changes;
         let mut live = lock(&self.live);
         for (segment, change) in uses {
             if change == 0 {
@@ -378,6 +419,9 @@ impl Engine {
                 batch.insert(&index::segment_key(segment)[..], &count.to_be_bytes()[..]);
             }
         }
+        drop(live);
+        self.index.apply_batch(batch)?;
+        Ok(())
     }
 
     /// Deletes the segments no pack uses. The one being appended to goes too once it is
@@ -420,7 +464,9 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::super::{Disk, Record};
-    use super::Depth;
+    use super::{index, lock, Depth, PackEntry, CHUNK_CHANGES};
+    use std::collections::HashMap;
+    use std::sync::atomic::Ordering;
 
     /// A durable commit syncs sled only when sled was written outside the blocks: after
     /// appends alone the index waits for the next checkpoint (replay restores it from the
@@ -456,5 +502,79 @@ mod tests {
         );
         disk.engine.commit(Depth::Checkpoint).unwrap();
         assert!(!disk.engine.needs_checkpoint());
+    }
+
+    /// Per segment: (packs the index names in it, the count the index keeps for it).
+    fn pack_counts(index: &sled::Tree) -> HashMap<u64, (u64, u64)> {
+        let mut counts: HashMap<u64, (u64, u64)> = HashMap::new();
+        for entry in index.scan_prefix(b"p") {
+            let (_, value) = entry.unwrap();
+            counts
+                .entry(PackEntry::decode(&value).segment)
+                .or_default()
+                .0 += 1;
+        }
+        for entry in index.scan_prefix(index::SEGMENT_PREFIX) {
+            let (key, value) = entry.unwrap();
+            let segment = index::number_in(&key, 1);
+            counts.entry(segment).or_default().1 = index::number_in(&value, 0);
+        }
+        counts
+    }
+
+    /// A commit too long for one sled batch, cut short after its first batch as by a crash,
+    /// leaves an index that replay completes with every count exact (a segment whose count
+    /// is low would be deleted under a live pack; one whose count is high, never).
+    #[test]
+    fn a_commit_cut_between_its_batches_is_completed_by_replay_with_exact_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store-1");
+        // A pack and a record per queue: several batches.
+        let queues = 2 * CHUNK_CHANGES as u64;
+        let name = |i: u64| format!("q{i}");
+        {
+            let disk = Disk::open(store.clone(), 1 << 20, false).unwrap();
+            for i in 1..=queues {
+                let log = disk.queue_log(&name(i)).unwrap();
+                log.append(i, &Record::new(0, None, i, b"item")).unwrap();
+                // The second queue's first pack is superseded by the commit that is cut.
+                if i == 2 {
+                    disk.engine.commit(Depth::WriteAll).unwrap();
+                    log.append(queues + 1, &Record::new(0, None, queues + 1, b"more"))
+                        .unwrap();
+                }
+            }
+            disk.engine.batches_until_cut.store(1, Ordering::Relaxed);
+            assert!(disk.engine.commit(Depth::WriteAll).is_err());
+            let counts = pack_counts(&disk.engine.index);
+            assert!(
+                counts.values().all(|(packs, count)| packs == count),
+                "after the first batch: {counts:?}"
+            );
+            assert!(
+                counts.values().map(|(packs, _)| packs).sum::<u64>() < queues,
+                "the cut left queues out of the index"
+            );
+            disk.db.flush().unwrap();
+            // What the failed commit left to retry holds the engine (a crash forgets it).
+            lock(&disk.engine.dirty).clear();
+        }
+        let disk = super::super::reopen(&store);
+        let counts = pack_counts(&disk.engine.index);
+        assert!(
+            counts.values().all(|(packs, count)| packs == count),
+            "after replay: {counts:?}"
+        );
+        let live: HashMap<u64, u64> = counts.iter().map(|(&s, &(packs, _))| (s, packs)).collect();
+        assert_eq!(*lock(&disk.engine.live), live);
+        for i in 1..=queues {
+            let log = disk.queue_log(&name(i)).unwrap();
+            let items: Vec<u64> = log.iter().map(|item| item.unwrap().0).collect();
+            let expected = match i {
+                2 => vec![2, queues + 1],
+                i => vec![i],
+            };
+            assert_eq!(items, expected, "queue {}", name(i));
+        }
     }
 }

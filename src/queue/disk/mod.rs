@@ -369,6 +369,21 @@ fn copy_tree(from: &sled::Tree, to: &sled::Tree) -> Result<(), Error> {
     Ok(())
 }
 
+/// Opens a store again once a test dropped it (sled's own threads may hold the old
+/// database's lock a moment after it is dropped).
+#[cfg(test)]
+fn reopen(store: &Path) -> Disk {
+    (0..100)
+        .find_map(|_| {
+            let opened = Disk::open(store.to_path_buf(), 1 << 20, false).ok();
+            if opened.is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened
+        })
+        .expect("the store reopens")
+}
+
 /// Size of a directory and everything in it, in bytes.
 pub(crate) fn directory_size(path: &Path) -> u64 {
     let entries = match fs::read_dir(path) {

@@ -155,16 +155,7 @@ mod tests {
             }
             disk.db.flush().unwrap();
         }
-        // sled's own threads may hold the old database's lock a moment after it is dropped.
-        let disk = (0..100)
-            .find_map(|_| {
-                let opened = Disk::open(store.clone(), 1 << 20, false).ok();
-                if opened.is_none() {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                opened
-            })
-            .expect("the store reopens");
+        let disk = super::super::reopen(&store);
         let ids = |queue: &str| -> Vec<(u64, Vec<u8>)> {
             let log = disk.queue_log(queue).unwrap();
             log.iter()
