@@ -77,6 +77,9 @@ impl OutsideWrites {
 struct IndexChanges {
     batch: sled::Batch,
     uses: HashMap<u64, i64>,
+    /// Pack keys set by [`IndexChanges::set_pack`], with the segment each names once the
+    /// batch is applied (`None`: removed).
+    packs: HashMap<[u8; 17], Option<u64>>,
     len: usize,
 }
 
@@ -91,11 +94,37 @@ impl IndexChanges {
         self.len += 1;
     }
 
-    fn insert_pack(&mut self, key: [u8; 17], entry: PackEntry) {
-        self.insert(&key, entry.encode().to_vec());
-        *self.uses.entry(entry.segment).or_default() += 1;
+    /// Puts `entry` at `key`, or (`None`) removes what is there, counting one pack less for
+    /// the segment the index names at `key` now, if any, as replay does. A commit retried
+    /// after one that failed part-way (some of its batches applied) thus finds what that one
+    /// wrote and counts it out, instead of taking the pack it meant to replace out twice.
+    fn set_pack(
+        &mut self,
+        index: &sled::Tree,
+        key: [u8; 17],
+        entry: Option<PackEntry>,
+    ) -> Result<(), Error> {
+        let now = match self.packs.get(&key) {
+            Some(&segment) => segment,
+            None => index
+                .get(key)?
+                .map(|value| PackEntry::decode(&value).segment),
+        };
+        if let Some(segment) = now {
+            *self.uses.entry(segment).or_default() -= 1;
+        }
+        match entry {
+            Some(entry) => {
+                self.insert(&key, entry.encode().to_vec());
+                *self.uses.entry(entry.segment).or_default() += 1;
+            }
+            None => self.remove(&key),
+        }
+        self.packs.insert(key, entry.map(|entry| entry.segment));
+        Ok(())
     }
 
+    /// Removes the pack at `key`, just read from the index as being in `segment`.
     fn remove_pack(&mut self, key: impl AsRef<[u8]>, segment: u64) {
         self.remove(key.as_ref());
         *self.uses.entry(segment).or_default() -= 1;
@@ -255,9 +284,9 @@ impl Engine {
             depth => depth,
         };
         match self.write(&plans, &deleted, depth) {
-            Ok(segment) => {
+            Ok(()) => {
                 for plan in plans {
-                    plan.committed(segment, self);
+                    plan.committed(self);
                 }
                 Ok(())
             }
@@ -275,8 +304,8 @@ impl Engine {
         }
     }
 
-    /// Writes the plans' packs and records; returns the segment the packs went to.
-    fn write(&self, plans: &[Plan], deleted: &[u64], depth: Depth) -> Result<u64, Error> {
+    /// Writes the plans' packs and records.
+    fn write(&self, plans: &[Plan], deleted: &[u64], depth: Depth) -> Result<(), Error> {
         let mut block = vec![0u8; BLOCK_HEADER];
         let mut placed = Vec::new();
         for plan in plans {
@@ -310,8 +339,8 @@ impl Engine {
         for plan in plans {
             let number = plan.queue.number;
             // Removals first: a full pack may take the key of the small one it replaces.
-            for &(first_id, old_segment) in &plan.superseded {
-                changes.remove_pack(index::pack_key(number, first_id), old_segment);
+            for &first_id in &plan.superseded {
+                changes.set_pack(&self.index, index::pack_key(number, first_id), None)?;
             }
             if let Some((sealed_below, floor)) = plan.sweep {
                 self.sweep(number, sealed_below, floor, &mut changes)?;
@@ -326,7 +355,8 @@ impl Engine {
                     first_seq: pack.first_seq,
                     last_id: pack.last_id(),
                 };
-                changes.insert_pack(index::pack_key(number, pack.first_id()), entry);
+                let key = index::pack_key(number, pack.first_id());
+                changes.set_pack(&self.index, key, Some(entry))?;
             }
             if let Some(record) = &plan.record {
                 changes.insert(&index::record_key(number), record.encode());
@@ -351,7 +381,7 @@ impl Engine {
             lock(&self.sled_sync).sync()?;
             self.delete_emptied();
         }
-        Ok(segment)
+        Ok(())
     }
 
     /// Removes the packs of `queue` below id `sealed_below` whose items are all below `floor`
@@ -393,9 +423,10 @@ impl Engine {
     }
 
     /// Applies `changes` to the index in one sled batch, with the packs-per-segment counts
-    /// they change (in memory as well), so that the index is consistent after every batch:
-    /// after a crash between the batches of one commit, replay (which takes a pack it finds
-    /// indexed already as moved, not new) still leaves every count exact.
+    /// they change, so that the index is consistent after every batch: after a crash between
+    /// the batches of one commit, replay (which takes a pack it finds indexed already as
+    /// moved, not new) still leaves every count exact. The counts in memory change only once
+    /// sled has taken the batch.
     fn apply(&self, changes: IndexChanges) -> Result<(), Error> {
         #[cfg(test)]
         if self.batches_until_cut.fetch_sub(1, Ordering::Relaxed) == 0 {
@@ -405,22 +436,28 @@ impl Engine {
             mut batch, uses, ..
         } = changes;
         let mut live = lock(&self.live);
+        let mut counts = Vec::with_capacity(uses.len());
         for (segment, change) in uses {
             if change == 0 {
                 continue;
             }
-            let count = live.entry(segment).or_default();
-            *count = (*count as i64 + change).max(0) as u64;
-            if *count == 0 {
+            let count = live.get(&segment).map_or(0, |&count| count as i64);
+            let count = (count + change).max(0) as u64;
+            match count {
+                0 => batch.remove(&index::segment_key(segment)[..]),
+                _ => batch.insert(&index::segment_key(segment)[..], &count.to_be_bytes()[..]),
+            }
+            counts.push((segment, count));
+        }
+        self.index.apply_batch(batch)?;
+        for (segment, count) in counts {
+            if count == 0 {
                 live.remove(&segment);
-                batch.remove(&index::segment_key(segment)[..]);
                 lock(&self.emptied).insert(segment);
             } else {
-                batch.insert(&index::segment_key(segment)[..], &count.to_be_bytes()[..]);
+                live.insert(segment, count);
             }
         }
-        drop(live);
-        self.index.apply_batch(batch)?;
         Ok(())
     }
 
@@ -463,8 +500,9 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::segments::SEGMENT_BYTES;
     use super::super::{Disk, Record};
-    use super::{index, lock, Depth, PackEntry, CHUNK_CHANGES};
+    use super::{index, lock, Depth, PackEntry, CHUNK_CHANGES, PACK_BYTES};
     use std::collections::HashMap;
     use std::sync::atomic::Ordering;
 
@@ -522,51 +560,62 @@ mod tests {
         counts
     }
 
-    /// A commit too long for one sled batch, cut short after its first batch as by a crash,
-    /// leaves an index that replay completes with every count exact (a segment whose count
-    /// is low would be deleted under a live pack; one whose count is high, never).
-    #[test]
-    fn a_commit_cut_between_its_batches_is_completed_by_replay_with_exact_counts() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = dir.path().join("store-1");
-        // A pack and a record per queue: several batches.
+    fn name(i: u64) -> String {
+        format!("q{i}")
+    }
+
+    /// Makes a commit of several sled batches and cuts it short after the first, as a crash
+    /// or a failing disk would: a pack and a record for each of `2 * CHUNK_CHANGES` queues,
+    /// and for the second queue full packs that supersede its small pack in an older segment.
+    /// Returns the number of queues; queue `i` holds item `i` (the second, `queues + 1` too).
+    fn cut_a_commit(disk: &Disk) -> u64 {
         let queues = 2 * CHUNK_CHANGES as u64;
-        let name = |i: u64| format!("q{i}");
-        {
-            let disk = Disk::open(store.clone(), 1 << 20, false).unwrap();
-            for i in 1..=queues {
-                let log = disk.queue_log(&name(i)).unwrap();
-                log.append(i, &Record::new(0, None, i, b"item")).unwrap();
-                // The second queue's first pack is superseded by the commit that is cut.
-                if i == 2 {
-                    disk.engine.commit(Depth::WriteAll).unwrap();
-                    log.append(queues + 1, &Record::new(0, None, queues + 1, b"more"))
-                        .unwrap();
-                }
-            }
-            disk.engine.batches_until_cut.store(1, Ordering::Relaxed);
-            assert!(disk.engine.commit(Depth::WriteAll).is_err());
-            let counts = pack_counts(&disk.engine.index);
-            assert!(
-                counts.values().all(|(packs, count)| packs == count),
-                "after the first batch: {counts:?}"
-            );
-            assert!(
-                counts.values().map(|(packs, _)| packs).sum::<u64>() < queues,
-                "the cut left queues out of the index"
-            );
-            disk.db.flush().unwrap();
-            // What the failed commit left to retry holds the engine (a crash forgets it).
-            lock(&disk.engine.dirty).clear();
+        let second = disk.queue_log(&name(2)).unwrap();
+        second
+            .append(2, &Record::new(0, None, 2, b"small"))
+            .unwrap();
+        disk.engine.commit(Depth::WriteAll).unwrap();
+        // Enough to fill the segment: the next block starts a new one.
+        let filler = disk.queue_log("filler").unwrap();
+        let megabyte = vec![7u8; 1 << 20];
+        for n in 0..=SEGMENT_BYTES >> 20 {
+            let id = queues + 2 + n;
+            filler
+                .append(id, &Record::new(0, None, id, &megabyte))
+                .unwrap();
         }
-        let disk = super::super::reopen(&store);
+        disk.engine.commit(Depth::WriteAll).unwrap();
+        let big = vec![8u8; PACK_BYTES as usize];
+        second
+            .append(queues + 1, &Record::new(0, None, queues + 1, &big))
+            .unwrap();
+        for i in (1..=queues).filter(|&i| i != 2) {
+            let log = disk.queue_log(&name(i)).unwrap();
+            log.append(i, &Record::new(0, None, i, b"item")).unwrap();
+        }
+        disk.engine.batches_until_cut.store(1, Ordering::Relaxed);
+        assert!(disk.engine.commit(Depth::WriteAll).is_err());
+        assert_counts_exact(disk, "after the first batch");
+        let indexed = pack_counts(&disk.engine.index)
+            .values()
+            .map(|c| c.0)
+            .sum::<u64>();
+        assert!(indexed < queues, "the cut left queues out of the index");
+        queues
+    }
+
+    /// Every segment's count is the packs the index names in it, in the index and in memory.
+    fn assert_counts_exact(disk: &Disk, when: &str) {
         let counts = pack_counts(&disk.engine.index);
         assert!(
             counts.values().all(|(packs, count)| packs == count),
-            "after replay: {counts:?}"
+            "{when}: {counts:?}"
         );
         let live: HashMap<u64, u64> = counts.iter().map(|(&s, &(packs, _))| (s, packs)).collect();
-        assert_eq!(*lock(&disk.engine.live), live);
+        assert_eq!(*lock(&disk.engine.live), live, "{when}: in memory");
+    }
+
+    fn assert_items(disk: &Disk, queues: u64) {
         for i in 1..=queues {
             let log = disk.queue_log(&name(i)).unwrap();
             let items: Vec<u64> = log.iter().map(|item| item.unwrap().0).collect();
@@ -576,5 +625,37 @@ mod tests {
             };
             assert_eq!(items, expected, "queue {}", name(i));
         }
+    }
+
+    /// After a crash between the batches of one commit, replay completes the index with
+    /// every count exact (a segment whose count is low would be deleted under a live pack;
+    /// one whose count is high, never).
+    #[test]
+    fn a_commit_cut_between_its_batches_is_completed_by_replay_with_exact_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store-1");
+        let queues = {
+            let disk = Disk::open(store.clone(), 1 << 20, false).unwrap();
+            let queues = cut_a_commit(&disk);
+            disk.db.flush().unwrap();
+            // What the failed commit left to retry holds the engine (a crash forgets it).
+            lock(&disk.engine.dirty).clear();
+            queues
+        };
+        let disk = super::super::reopen(&store);
+        assert_counts_exact(&disk, "after replay");
+        assert_items(&disk, queues);
+    }
+
+    /// A commit retried after one that failed part-way (a sled error between its batches)
+    /// finds what the failed one wrote and keeps every count exact.
+    #[test]
+    fn a_commit_retried_after_one_cut_between_its_batches_keeps_counts_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::open(dir.path().join("store-1"), 1 << 20, false).unwrap();
+        let queues = cut_a_commit(&disk);
+        disk.engine.commit(Depth::Checkpoint).unwrap();
+        assert_counts_exact(&disk, "after the retry");
+        assert_items(&disk, queues);
     }
 }

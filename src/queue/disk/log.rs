@@ -35,9 +35,9 @@ pub(super) struct LogState {
     pub(super) run_first_seq: u64,
     /// Stored bytes of the run's items.
     pub(super) run_bytes: u64,
-    /// How many of the run's items are in packs already, and those packs (first id, segment).
+    /// How many of the run's items are in packs already, and those packs' first ids.
     pub(super) run_written: usize,
-    pub(super) run_packs: Vec<(u64, u64)>,
+    pub(super) run_packs: Vec<u64>,
     pub(super) removed: Removed,
     pub(super) appended_bytes: u64,
     pub(super) removed_bytes: u64,

@@ -13,8 +13,8 @@ use std::sync::Arc;
 pub(super) struct Plan {
     pub(super) queue: Arc<QueueShared>,
     pub(super) packs: Vec<PackOut>,
-    /// Small packs replaced by `packs` (first id, segment).
-    pub(super) superseded: Vec<(u64, u64)>,
+    /// Small packs replaced by `packs` (their first ids).
+    pub(super) superseded: Vec<u64>,
     /// The run's first items now written as full packs, or (`None`) written as a small one.
     merged: Option<usize>,
     run_end: usize,
@@ -25,8 +25,8 @@ pub(super) struct Plan {
 }
 
 impl Plan {
-    /// The plan is on disk (in `segment`): the run forgets what is in full packs now.
-    pub(super) fn committed(self, segment: u64, engine: &Engine) {
+    /// The plan is on disk: the run forgets what is in full packs now.
+    pub(super) fn committed(self, engine: &Engine) {
         let mut state = lock(&self.queue.state);
         engine
             .pending
@@ -46,7 +46,7 @@ impl Plan {
             None => {
                 if let Some(pack) = self.packs.first() {
                     state.run_written = self.run_end;
-                    state.run_packs.push((pack.first_id(), segment));
+                    state.run_packs.push(pack.first_id());
                 }
             }
         }
