@@ -122,16 +122,22 @@ const NEVER_SYNC_EVERY: Duration = Duration::from_secs(1);
 const PENDING_LIMIT: u64 = 4 * 1024 * 1024;
 
 type Reply = async_channel::Sender<Result<(), String>>;
+/// To the sync thread: a writer that waits for its answer, or (`None`) a wake-up for a ticker
+/// asleep until its next sync.
+type Request = Option<Reply>;
 
 pub(crate) struct Durability {
     mode: SyncMode,
     /// Group-commit requests (`Always`) or write-out requests to the ticker; dropping it
     /// stops the thread.
-    requests: Option<mpsc::Sender<Reply>>,
+    requests: Option<mpsc::Sender<Request>>,
     /// Bytes waiting to be written out (the commit's count; replaced with the database).
     pending: RwLock<Arc<AtomicU64>>,
     /// Writes since start, so the ticker can skip idle periods.
     writes: Arc<AtomicU64>,
+    /// Set by a ticker that found nothing to write out and sleeps until its next sync; the
+    /// next write wakes it (so an idle server's ticker wakes once a period, not every tick).
+    ticker_asleep: Arc<AtomicBool>,
     /// What a sync syncs; replaced when compaction switches databases.
     target: Arc<Mutex<Syncer>>,
     metrics: Arc<CommitMetrics>,
@@ -144,30 +150,33 @@ impl Durability {
         release_memory: Option<fn()>,
     ) -> Result<Durability, Error> {
         let writes = Arc::new(AtomicU64::new(0));
+        // A ticker starts with nothing to write out.
+        let ticker_asleep = Arc::new(AtomicBool::new(mode != SyncMode::Always));
         let pending = syncer.pending();
         let target = Arc::new(Mutex::new(syncer));
         let metrics = Arc::new(CommitMetrics::new());
         let (sender, receiver) = mpsc::channel();
         let (ticker_writes, thread_target) = (writes.clone(), target.clone());
+        let asleep = ticker_asleep.clone();
         let thread_metrics = metrics.clone();
         thread::Builder::new()
             .name("tern-sync".into())
             .spawn(move || {
                 let (target, metrics) = (&thread_target, &thread_metrics);
                 let release = Release::new(release_memory);
+                let ticker = |period| Ticker {
+                    period,
+                    writes: ticker_writes,
+                    asleep,
+                };
                 match mode {
                     SyncMode::Always => group_commit_loop(target, metrics, receiver, release),
                     SyncMode::Every(period) => {
-                        tick_loop(target, metrics, receiver, period, ticker_writes, release)
+                        tick_loop(target, metrics, receiver, ticker(period), release)
                     }
-                    SyncMode::Never => tick_loop(
-                        target,
-                        metrics,
-                        receiver,
-                        NEVER_SYNC_EVERY,
-                        ticker_writes,
-                        release,
-                    ),
+                    SyncMode::Never => {
+                        tick_loop(target, metrics, receiver, ticker(NEVER_SYNC_EVERY), release)
+                    }
                 }
             })?;
         Ok(Durability {
@@ -175,6 +184,7 @@ impl Durability {
             requests: Some(sender),
             pending: RwLock::new(pending),
             writes,
+            ticker_asleep,
             target,
             metrics,
         })
@@ -208,9 +218,18 @@ impl Durability {
         self.wait().await
     }
 
-    /// Counts a write, for the periodic sync.
+    /// Counts a write, for the periodic sync, and wakes a ticker asleep until its next sync
+    /// (what was appended is written out at the next tick, as while writes keep coming).
     pub(crate) fn note_write(&self) {
-        self.writes.fetch_add(1, Ordering::Relaxed);
+        // SeqCst with the ticker's going to sleep: it sees this write, or this sees it asleep.
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        if self.ticker_asleep.load(Ordering::SeqCst)
+            && self.ticker_asleep.swap(false, Ordering::SeqCst)
+        {
+            if let Some(requests) = &self.requests {
+                let _ = requests.send(None);
+            }
+        }
     }
 
     /// With `--sync always`, returns once every write made before the call is durable: one
@@ -234,7 +253,10 @@ impl Durability {
     async fn ask(&self) -> Result<(), Error> {
         let started = Instant::now();
         let (reply, done) = async_channel::bounded(1);
-        let sent = self.requests.as_ref().map(|requests| requests.send(reply));
+        let sent = self
+            .requests
+            .as_ref()
+            .map(|requests| requests.send(Some(reply)));
         if !matches!(sent, Some(Ok(()))) {
             return Err(Error::Sync("the sync thread has stopped".into()));
         }
@@ -285,13 +307,16 @@ fn lock(target: &Mutex<Syncer>) -> std::sync::MutexGuard<'_, Syncer> {
 fn group_commit_loop(
     target: &Mutex<Syncer>,
     metrics: &CommitMetrics,
-    requests: mpsc::Receiver<Reply>,
+    requests: mpsc::Receiver<Request>,
     mut release: Release,
 ) {
     let mut last_checkpoint = Instant::now();
     loop {
         let batch: Vec<Reply> = match requests.recv_timeout(CHECKPOINT_EVERY) {
-            Ok(first) => std::iter::once(first).chain(requests.try_iter()).collect(),
+            Ok(first) => std::iter::once(first)
+                .chain(requests.try_iter())
+                .flatten()
+                .collect(),
             Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
@@ -320,26 +345,50 @@ fn group_commit_loop(
     }
 }
 
-/// Writes out every [`WRITE_EVERY`] (and at once when asked), syncs every `period`.
+/// The ticker's side of [`Durability`]: its sync period, the writes it counts, and whether
+/// it sleeps until its next sync.
+struct Ticker {
+    period: Duration,
+    writes: Arc<AtomicU64>,
+    asleep: Arc<AtomicBool>,
+}
+
+/// Writes out every [`WRITE_EVERY`] (and at once when asked), syncs every `period`. With
+/// nothing to write out it sleeps until the next sync, unless a write wakes it.
 fn tick_loop(
     target: &Mutex<Syncer>,
     metrics: &CommitMetrics,
-    requests: mpsc::Receiver<Reply>,
-    period: Duration,
-    writes: Arc<AtomicU64>,
+    requests: mpsc::Receiver<Request>,
+    ticker: Ticker,
     mut release: Release,
 ) {
+    let Ticker {
+        period,
+        writes,
+        asleep,
+    } = ticker;
     let mut synced = 0;
     let mut written_since_sync = false;
     let mut last_sync = Instant::now();
+    // What `asleep` said when the ticker last set it: a writer that clears it sends a
+    // wake-up. It starts set (see `Durability::start`).
+    let mut sleeping = true;
     loop {
+        let wait = match sleeping {
+            true => period.saturating_sub(last_sync.elapsed()).max(WRITE_EVERY),
+            false => WRITE_EVERY,
+        };
         // Writers here only ask for memory to be written out (see `Durability::wait`).
-        let asked: Vec<Reply> = match requests.recv_timeout(WRITE_EVERY) {
-            Ok(first) => std::iter::once(first).chain(requests.try_iter()).collect(),
+        let asked: Vec<Reply> = match requests.recv_timeout(wait) {
+            Ok(first) => std::iter::once(first)
+                .chain(requests.try_iter())
+                .flatten()
+                .collect(),
             Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
-        let now = writes.load(Ordering::Relaxed);
+        asleep.store(false, Ordering::SeqCst);
+        let now = writes.load(Ordering::SeqCst);
         if last_sync.elapsed() >= period {
             last_sync = Instant::now();
             // Whatever a checkpoint would write counts too: what readers removed (the
@@ -367,7 +416,8 @@ fn tick_loop(
         // Removals wait for the sync, as a crash may lose them anyway until then; writing
         // them every tick cost a busy reader's core about 6% (benches/README.md).
         let mut syncer = lock(target);
-        let written = match syncer.has_appends() {
+        let appended = syncer.has_appends();
+        let written = match appended {
             true => {
                 written_since_sync = true;
                 // Writers that asked wait for memory to be freed: everything goes.
@@ -383,6 +433,47 @@ fn tick_loop(
         }
         for reply in asked {
             let _ = reply.try_send(written.clone());
+        }
+        if !appended {
+            // Asleep only if no write came since `now`: a later one sees the flag.
+            asleep.store(true, Ordering::SeqCst);
+            sleeping = writes.load(Ordering::SeqCst) == now;
+            if !sleeping {
+                asleep.store(false, Ordering::SeqCst);
+            }
+        } else {
+            sleeping = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::disk::{Disk, Record};
+    use super::{Durability, SyncMode};
+    use std::time::{Duration, Instant};
+
+    /// A ticker with nothing to write out sleeps until its next sync (an hour here); a write
+    /// wakes it, and what was appended is written out without waiting for that sync.
+    #[test]
+    fn a_write_wakes_a_ticker_asleep_until_its_next_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::open(dir.path().join("store-1"), 1 << 20, true).unwrap();
+        let hour = Duration::from_secs(3600);
+        let durability =
+            Durability::start(disk.syncer().unwrap(), SyncMode::Every(hour), None).unwrap();
+        let queue = disk.queue_log("q").unwrap();
+        queue.append(1, &Record::new(0, None, 1, b"item")).unwrap();
+        assert!(durability.pending_bytes() > 0);
+        durability.note_write();
+        // A bound for a failure only: the ticker answers within a tick.
+        let began = Instant::now();
+        while durability.pending_bytes() > 0 {
+            assert!(
+                began.elapsed() < Duration::from_secs(30),
+                "the write was not written out: the ticker slept on"
+            );
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }
