@@ -15,6 +15,7 @@
 //! directory of format 1 (a sled tree per queue, an item per key) is migrated on start
 //! ([`v1`]).
 
+mod batches;
 mod engine;
 mod failed;
 pub(crate) mod generation;
@@ -162,7 +163,7 @@ impl Disk {
             .get(names::ID_BASE)?
             .map_or(0, |base| record::id_of(&base));
         let index = db.open_tree("index")?;
-        let mut live = engine::load_live(&index)?;
+        let mut live = batches::load_live(&index)?;
         let segments = segments::Segments::open(&dir)?;
         let mut sled_sync = sync::SledSync::open(db.clone(), &dir)?;
         let replayed = replay::replay(&index, &segments, &mut live)?;
