@@ -299,6 +299,21 @@ fn lock(target: &Mutex<Syncer>) -> std::sync::MutexGuard<'_, Syncer> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Waits up to `wait` for a request, then takes every one that queued meanwhile: the writers
+/// among them (a wake-up only ends the wait). `None` once the sender is gone.
+fn receive(requests: &mpsc::Receiver<Request>, wait: Duration) -> Option<Vec<Reply>> {
+    match requests.recv_timeout(wait) {
+        Ok(first) => Some(
+            std::iter::once(first)
+                .chain(requests.try_iter())
+                .flatten()
+                .collect(),
+        ),
+        Err(mpsc::RecvTimeoutError::Timeout) => Some(Vec::new()),
+        Err(mpsc::RecvTimeoutError::Disconnected) => None,
+    }
+}
+
 /// Waits for a request, takes every request that queued meanwhile, syncs once, answers all.
 /// A sync is one `fdatasync` of the segments (sled's too only when it was written outside the
 /// blocks: a cursor moved, a failed read, a deletion); a checkpoint, which syncs the index too
@@ -312,13 +327,8 @@ fn group_commit_loop(
 ) {
     let mut last_checkpoint = Instant::now();
     loop {
-        let batch: Vec<Reply> = match requests.recv_timeout(CHECKPOINT_EVERY) {
-            Ok(first) => std::iter::once(first)
-                .chain(requests.try_iter())
-                .flatten()
-                .collect(),
-            Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        let Some(batch) = receive(&requests, CHECKPOINT_EVERY) else {
+            return;
         };
         if batch.is_empty() && !lock(target).needs_checkpoint() {
             release.idle();
@@ -379,13 +389,8 @@ fn tick_loop(
             false => WRITE_EVERY,
         };
         // Writers here only ask for memory to be written out (see `Durability::wait`).
-        let asked: Vec<Reply> = match requests.recv_timeout(wait) {
-            Ok(first) => std::iter::once(first)
-                .chain(requests.try_iter())
-                .flatten()
-                .collect(),
-            Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        let Some(asked) = receive(&requests, wait) else {
+            return;
         };
         asleep.store(false, Ordering::SeqCst);
         let now = writes.load(Ordering::SeqCst);
