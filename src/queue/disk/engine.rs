@@ -2,8 +2,8 @@
 //!
 //! Appends go to a queue's open run in memory (see `log`); a commit writes every run that
 //! changed as packs, with the records of the queues it changes, in one checksummed block
-//! appended to the newest segment, then records them in the index (in bounded sled batches,
-//! the block's mark in the last: see `batches`). A block is used whole or not at all (by the
+//! appended to the newest segment, then records them in the index (one sled write at a time,
+//! the block's mark last: see `uses`). A block is used whole or not at all (by the
 //! index, or by replay after a crash), which is what makes a fanout atomic. A run grows
 //! through small packs (one per commit, so a trickle of writes costs no rewrite) until it
 //! holds [`PACK_BYTES`];
@@ -11,13 +11,13 @@
 //! are all removed are dropped from the index, and a segment is deleted once none of its
 //! packs is in use, after the commit that says so is durable.
 
-use super::batches::{IndexChanges, SegmentUses, CHUNK_CHANGES};
 use super::index::{self, PackEntry, QueueRecord};
 use super::log::{ItemLog, QueueShared};
 use super::pack::{encode_record, seal_block, BLOCK_HEADER};
 use super::plan::Plan;
 use super::segments::Segments;
 use super::sync::SledSync;
+use super::uses::SegmentUses;
 use super::Error;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -264,16 +264,16 @@ impl Engine {
         for &queue in deleted {
             self.delete_queue(queue)?;
         }
-        let mut changes = IndexChanges::default();
+        let uses = &self.uses;
         let mut placed = placed.into_iter();
         for plan in plans {
             let number = plan.queue.number;
             // Removals first: a full pack may take the key of the small one it replaces.
             for &first_id in &plan.superseded {
-                changes.set_pack(&self.index, index::pack_key(number, first_id), None)?;
+                uses.set_pack(&self.index, &index::pack_key(number, first_id), None)?;
             }
             if let Some((sealed_below, floor)) = plan.sweep {
-                self.sweep(number, sealed_below, floor, &mut changes)?;
+                self.sweep(number, sealed_below, floor)?;
             }
             for pack in &plan.packs {
                 let (offset, len) = placed.next().unwrap_or_default();
@@ -286,25 +286,25 @@ impl Engine {
                     last_id: pack.last_id(),
                 };
                 let key = index::pack_key(number, pack.first_id());
-                changes.set_pack(&self.index, key, Some(entry))?;
+                uses.set_pack(&self.index, &key, Some(entry))?;
             }
             if let Some(record) = &plan.record {
-                changes.insert(&index::record_key(number), record.encode());
-            }
-            // A queue's changes go to sled together; a long commit goes in several batches,
-            // the mark in the last.
-            if changes.len() >= CHUNK_CHANGES {
-                self.uses.apply(&self.index, std::mem::take(&mut changes))?;
+                uses.write(
+                    &self.index,
+                    &index::record_key(number),
+                    Some(&record.encode()),
+                )?;
             }
         }
         for &queue in deleted {
-            changes.remove(&index::record_key(queue));
+            uses.write(&self.index, &index::record_key(queue), None)?;
         }
         if block.len() > BLOCK_HEADER {
+            // Last: replay puts back whatever of the commit a crash cut off (see `uses`).
             let end = base + block.len() as u64;
-            changes.insert(index::MARK, index::encode_mark(segment, end).to_vec());
+            let mark = index::encode_mark(segment, end);
+            uses.write(&self.index, index::MARK, Some(&mark))?;
         }
-        self.uses.apply(&self.index, changes)?;
         self.unchecked.store(true, Ordering::Relaxed);
         if depth == Depth::Checkpoint {
             self.unchecked.store(false, Ordering::Relaxed);
@@ -316,40 +316,26 @@ impl Engine {
 
     /// Removes the packs of `queue` below id `sealed_below` whose items are all below `floor`
     /// (all removed), oldest first, stopping at the first one still in use.
-    fn sweep(
-        &self,
-        queue: u64,
-        sealed_below: u64,
-        floor: u64,
-        changes: &mut IndexChanges,
-    ) -> Result<(), Error> {
+    fn sweep(&self, queue: u64, sealed_below: u64, floor: u64) -> Result<(), Error> {
         let range = index::pack_key(queue, 0)..index::pack_key(queue, sealed_below);
         for entry in self.index.range(range) {
             let (key, value) = entry?;
-            let pack = PackEntry::decode(&value);
-            if pack.end_seq() > floor {
+            if PackEntry::decode(&value).end_seq() > floor {
                 break;
             }
-            changes.remove_pack(key, pack.segment);
+            self.uses.set_pack(&self.index, &key, None)?;
         }
         Ok(())
     }
 
-    /// Removes every pack of a deleted queue, in bounded batches (the queue's name is gone
-    /// already, so a crash meanwhile leaves only what the next start removes).
+    /// Removes every pack of a deleted queue (its name is gone already, so a crash
+    /// meanwhile leaves only what the next start removes).
     fn delete_queue(&self, queue: u64) -> Result<(), Error> {
-        loop {
-            let range = index::pack_key(queue, 0)..=index::pack_key(queue, u64::MAX);
-            let mut changes = IndexChanges::default();
-            for entry in self.index.range(range).take(CHUNK_CHANGES) {
-                let (key, value) = entry?;
-                changes.remove_pack(key, PackEntry::decode(&value).segment);
-            }
-            if changes.len() == 0 {
-                return Ok(());
-            }
-            self.uses.apply(&self.index, changes)?;
+        let range = index::pack_key(queue, 0)..=index::pack_key(queue, u64::MAX);
+        for key in self.index.range(range).keys() {
+            self.uses.set_pack(&self.index, &key?, None)?;
         }
+        Ok(())
     }
 
     /// Deletes the segments no pack uses. The one being appended to goes too once it is

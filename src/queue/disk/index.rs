@@ -1,12 +1,13 @@
-//! The `index` tree: everything format 2 keeps in sled about queues, in one keyspace so that
-//! a commit is one atomic batch.
+//! The `index` tree: everything format 2 keeps in sled about queues, in one keyspace.
 //!
 //! - `n<name>` → queue number (u64): which queues exist;
 //! - `r<queue u64>` → [`QueueRecord`]: a queue's counters and removed ranges;
 //! - `p<queue u64><first id u64>` → [`PackEntry`]: where a pack is;
-//! - `s<segment u64>` → packs in that segment still in use (u64);
 //! - `w` → the mark: the segment and offset just past the last block this index records
-//!   (start-up replays the blocks after it).
+//!   (start-up replays the blocks after it); a commit writes it last.
+//!
+//! Earlier builds also kept `s<segment u64>` → packs in use in that segment; start-up now
+//! counts them from the `p` entries and removes those keys.
 
 use super::ranges::Removed;
 use super::record::id_of;
@@ -21,7 +22,8 @@ pub(crate) fn name_key(name: &str) -> Vec<u8> {
 
 pub(crate) const NAME_PREFIX: &[u8] = b"n";
 pub(crate) const RECORD_PREFIX: &[u8] = b"r";
-pub(crate) const SEGMENT_PREFIX: &[u8] = b"s";
+pub(crate) const PACK_PREFIX: &[u8] = b"p";
+pub(crate) const OLD_SEGMENT_PREFIX: &[u8] = b"s";
 
 pub(crate) const MARK: &[u8] = b"w";
 
@@ -33,11 +35,10 @@ pub(crate) fn encode_mark(segment: u64, offset: u64) -> [u8; 16] {
 }
 
 pub(crate) fn record_key(queue: u64) -> [u8; 9] {
-    keyed(b'r', queue)
-}
-
-pub(crate) fn segment_key(segment: u64) -> [u8; 9] {
-    keyed(b's', segment)
+    let mut key = [0u8; 9];
+    key[0] = b'r';
+    key[1..].copy_from_slice(&queue.to_be_bytes());
+    key
 }
 
 pub(crate) fn pack_key(queue: u64, first_id: u64) -> [u8; 17] {
@@ -48,14 +49,7 @@ pub(crate) fn pack_key(queue: u64, first_id: u64) -> [u8; 17] {
     key
 }
 
-fn keyed(tag: u8, number: u64) -> [u8; 9] {
-    let mut key = [0u8; 9];
-    key[0] = tag;
-    key[1..].copy_from_slice(&number.to_be_bytes());
-    key
-}
-
-/// The number after a one-letter tag (`r`, `s`, `p` keys), or the first id of a `p` key.
+/// The number after a one-letter tag (`r`, `p` keys), or the first id of a `p` key.
 pub(crate) fn number_in(key: &[u8], at: usize) -> u64 {
     id_of(key.get(at..).unwrap_or_default())
 }

@@ -15,7 +15,6 @@
 //! directory of format 1 (a sled tree per queue, an item per key) is migrated on start
 //! ([`v1`]).
 
-mod batches;
 mod engine;
 mod failed;
 pub(crate) mod generation;
@@ -32,6 +31,7 @@ mod replay;
 mod segments;
 pub(crate) mod snapshot;
 mod sync;
+mod uses;
 mod v1;
 
 pub(crate) use self::failed::CursorLog;
@@ -163,14 +163,14 @@ impl Disk {
             .get(names::ID_BASE)?
             .map_or(0, |base| record::id_of(&base));
         let index = db.open_tree("index")?;
-        let mut live = batches::load_live(&index)?;
         let segments = segments::Segments::open(&dir)?;
         let mut sled_sync = sync::SledSync::open(db.clone(), &dir)?;
-        let replayed = replay::replay(&index, &segments, &mut live)?;
+        let replayed = replay::replay(&index, &segments)?;
         if replayed > 0 {
             ::log::info!("recovered {replayed} commits past the index's last checkpoint");
             sled_sync.sync()?;
         }
+        let live = uses::count_live(&index)?;
         segments.remove_unused(|segment| live.contains_key(&segment))?;
         let named: HashSet<u64> = index::queue_numbers(&index)?;
         let mut deleted = Vec::new();

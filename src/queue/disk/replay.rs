@@ -12,15 +12,12 @@ use super::index::{self, PackEntry};
 use super::pack::{self, Pack, BLOCK_HEADER};
 use super::segments::Segments;
 use super::Error;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-/// Replays what follows the mark; returns the blocks replayed. `live` (packs in use per
-/// segment) is kept up to date.
-pub(super) fn replay(
-    index: &sled::Tree,
-    segments: &Segments,
-    live: &mut HashMap<u64, u64>,
-) -> Result<u64, Error> {
+/// Replays what follows the mark; returns the blocks replayed. One index write at a time,
+/// the block's mark last, as a commit does: a crash during replay leaves a prefix of it,
+/// which the next start replays again.
+pub(super) fn replay(index: &sled::Tree, segments: &Segments) -> Result<u64, Error> {
     let (mark_segment, mark_offset) = match index.get(index::MARK)? {
         Some(mark) => (index::number_in(&mark, 0), index::number_in(&mark, 8)),
         None => (0, 0),
@@ -38,17 +35,14 @@ pub(super) fn replay(
             0
         };
         while let Some(body) = read_block(segments, number, block) {
-            let body = body.as_slice();
-            let mut batch = sled::Batch::default();
-            let mut changed = HashSet::new();
-            for (frame_at, frame) in pack::frames(body) {
+            for (frame_at, frame) in pack::frames(&body) {
                 let queue = pack::queue_of(frame);
                 if let Some((name, record)) = pack::record_in(frame) {
                     // A queue made since the mark is named here (a later one of the same
                     // name, made after a delete, comes later and wins).
                     let name = std::str::from_utf8(name).unwrap_or_default();
-                    batch.insert(index::name_key(name), &queue.to_be_bytes()[..]);
-                    batch.insert(&index::record_key(queue)[..], record);
+                    index.insert(index::name_key(name), &queue.to_be_bytes()[..])?;
+                    index.insert(index::record_key(queue), record)?;
                     named.insert(queue);
                     continue;
                 }
@@ -61,15 +55,11 @@ pub(super) fn replay(
                 let (Some(&first_id), Some(&last_id)) = (pack.ids.first(), pack.ids.last()) else {
                     continue;
                 };
+                // The pack replaces what the index has for its ids: the small packs it
+                // superseded, or itself.
                 let covered = index::pack_key(queue, first_id)..=index::pack_key(queue, last_id);
-                for entry in index.range(covered) {
-                    let (key, value) = entry?;
-                    let segment = PackEntry::decode(&value).segment;
-                    if let Some(count) = live.get_mut(&segment) {
-                        *count = count.saturating_sub(1);
-                    }
-                    changed.insert(segment);
-                    batch.remove(key);
+                for key in index.range(covered).keys() {
+                    index.remove(key?)?;
                 }
                 let entry = PackEntry {
                     segment: number,
@@ -79,24 +69,10 @@ pub(super) fn replay(
                     first_seq: pack.first_seq,
                     last_id,
                 };
-                batch.insert(&index::pack_key(queue, first_id)[..], &entry.encode()[..]);
-                *live.entry(number).or_default() += 1;
-                changed.insert(number);
-            }
-            for segment in changed {
-                match live.get(&segment) {
-                    Some(&count) if count > 0 => {
-                        batch.insert(&index::segment_key(segment)[..], &count.to_be_bytes()[..])
-                    }
-                    _ => {
-                        live.remove(&segment);
-                        batch.remove(&index::segment_key(segment)[..]);
-                    }
-                }
+                index.insert(index::pack_key(queue, first_id), &entry.encode()[..])?;
             }
             let end = block + (BLOCK_HEADER + body.len()) as u64;
-            batch.insert(index::MARK, &index::encode_mark(number, end)[..]);
-            index.apply_batch(batch)?;
+            index.insert(index::MARK, &index::encode_mark(number, end)[..])?;
             replayed += 1;
             block = end;
         }
