@@ -98,6 +98,9 @@ impl Store {
         let config = &self.shared.config;
         let prepared = (|| {
             let new = old.copy_into(&next, config.cache_bytes, config.sled_flushes())?;
+            if config.keeps_spare_ready() {
+                new.keep_spare_ready();
+            }
             let reopened: Vec<_> = states
                 .iter()
                 .map(|(name, state)| state.reopen(&new, name))

@@ -73,6 +73,12 @@ impl Config {
     pub(crate) fn sled_flushes(&self) -> bool {
         matches!(self.sync, SyncMode::Never)
     }
+
+    /// Whether to keep a segment made ahead ready (see `disk::segments`): where every commit
+    /// syncs, a sync that overwrites zeros costs about half one that appends.
+    pub(crate) fn keeps_spare_ready(&self) -> bool {
+        matches!(self.sync, SyncMode::Always)
+    }
 }
 
 /// How full one queue may get; `None`: no limit. Items held open count too, as they are

@@ -50,6 +50,9 @@ impl Store {
     pub fn open(config: &Config) -> Result<Store, Error> {
         std::fs::create_dir_all(&config.path)?;
         let disk = Disk::open_current(&config.path, config.cache_bytes, config.sled_flushes())?;
+        if config.keeps_spare_ready() {
+            disk.keep_spare_ready();
+        }
         let snapshot = disk.take_snapshot()?;
         let mut queues = BTreeMap::new();
         for recovered in disk.recover()? {

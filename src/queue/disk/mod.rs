@@ -209,6 +209,12 @@ impl Disk {
         directory_size(&self.dir).saturating_sub(self.engine.segments.working_bytes())
     }
 
+    /// Keeps a segment made ahead ready from the next write on (see `segments`): for a
+    /// server whose every commit syncs.
+    pub(crate) fn keep_spare_ready(&self) {
+        self.engine.segments.keep_spare_ready();
+    }
+
     /// The next item id: unique and increasing, across restarts, crashes and switches.
     pub(crate) fn next_id(&self) -> Result<u64, Error> {
         Ok(self.id_base + self.db.generate_id()?)
