@@ -143,11 +143,7 @@ impl Segments {
             let take = writer.file.is_none()
                 || writer.len >= writer.capacity
                 || (keep_ready && !writer.made_ahead && spare.is_some());
-            if take {
-                Some(spare.take())
-            } else {
-                None
-            }
+            take.then(|| spare.take())
         };
         if let Some(spare) = spare {
             let number = writer.number + 1;
