@@ -285,6 +285,7 @@ impl Store {
         }
         let counts = states.iter().map(|(name, state)| (*name, state.counts()));
         self.disk().put_snapshot(counts)?;
-        self.shared.durability.sync_now()
+        self.shared.durability.sync_now()?;
+        self.disk().save_counts()
     }
 }

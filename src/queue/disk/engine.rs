@@ -338,6 +338,14 @@ impl Engine {
         Ok(())
     }
 
+    /// Saves every segment's count of packs in use, durably, for the next start (the last
+    /// act of a graceful stop, after its last commit).
+    pub(super) fn save_counts(&self) -> Result<(), Error> {
+        let _one_at_a_time = lock(&self.committing);
+        self.uses.save(&self.index)?;
+        lock(&self.sled_sync).sync()
+    }
+
     /// Deletes the segments no pack uses. The one being appended to goes too once it is
     /// worth a new file (a drained queue's disk comes back without waiting for more writes).
     fn delete_emptied(&self) {

@@ -6,6 +6,10 @@
 //! - `w` → the mark: the segment and offset just past the last block this index records
 //!   (start-up replays the blocks after it); a commit writes it last.
 //!
+//! - `c` → every segment's count of packs in use, (segment u64, count u64) pairs: written by a
+//!   graceful stop, taken out at the next start (which otherwise counts the `p` entries),
+//!   and out as soon as a pack changes.
+//!
 //! Earlier builds also kept `s<segment u64>` → packs in use in that segment; start-up now
 //! counts them from the `p` entries and removes those keys.
 
@@ -26,6 +30,7 @@ pub(crate) const PACK_PREFIX: &[u8] = b"p";
 pub(crate) const OLD_SEGMENT_PREFIX: &[u8] = b"s";
 
 pub(crate) const MARK: &[u8] = b"w";
+pub(crate) const SAVED_COUNTS: &[u8] = b"c";
 
 pub(crate) fn encode_mark(segment: u64, offset: u64) -> [u8; 16] {
     let mut mark = [0u8; 16];

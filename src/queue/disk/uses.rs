@@ -1,6 +1,7 @@
 //! Which segments are in use: [`SegmentUses`] writes a commit's index changes to sled one
 //! at a time and keeps, in memory only, how many packs each segment holds that the index
-//! names. Start-up counts them again from the index ([`count_live`]).
+//! names. A graceful stop saves them in the index ([`SegmentUses::save`]); any other start
+//! counts them again from the index ([`count_live`]), which costs a read of every pack entry.
 //!
 //! One write at a time, not one sled batch per commit: sled writes its log out at every batch
 //! (it seals its buffer before and after the batch's manifest), two log writes per commit that
@@ -14,7 +15,8 @@ use super::index::{self, PackEntry};
 use super::Error;
 use std::collections::{BTreeSet, HashMap};
 #[cfg(test)]
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// Per segment, the packs in it still in use; and the segments no longer in use.
@@ -22,6 +24,8 @@ pub(super) struct SegmentUses {
     pub(super) live: Mutex<HashMap<u64, u64>>,
     /// Segments no longer in use, deleted once a durable commit has recorded it.
     pub(super) emptied: Mutex<BTreeSet<u64>>,
+    /// The counts are saved in the index: the next pack change takes them out first.
+    saved: AtomicBool,
     /// Tests cut a commit short after this many index writes, as a crash would.
     #[cfg(test)]
     pub(super) writes_until_cut: AtomicU64,
@@ -32,6 +36,7 @@ impl SegmentUses {
         SegmentUses {
             live: Mutex::new(live),
             emptied: Mutex::new(BTreeSet::new()),
+            saved: AtomicBool::new(false),
             #[cfg(test)]
             writes_until_cut: AtomicU64::new(u64::MAX),
         }
@@ -64,6 +69,9 @@ impl SegmentUses {
         key: &[u8],
         entry: Option<PackEntry>,
     ) -> Result<(), Error> {
+        if self.saved.swap(false, Ordering::SeqCst) {
+            self.write(index, index::SAVED_COUNTS, None)?;
+        }
         let encoded = entry.map(|entry| entry.encode());
         let was = self.write(index, key, encoded.as_ref().map(|e| &e[..]))?;
         let mut live = lock(&self.live);
@@ -81,6 +89,29 @@ impl SegmentUses {
         }
         Ok(())
     }
+
+    /// Saves the counts in the index, for the next start (the caller syncs it).
+    pub(super) fn save(&self, index: &sled::Tree) -> Result<(), Error> {
+        let live = lock(&self.live);
+        let mut saved = Vec::with_capacity(live.len() * 16);
+        for (segment, count) in live.iter() {
+            saved.extend_from_slice(&segment.to_be_bytes());
+            saved.extend_from_slice(&count.to_be_bytes());
+        }
+        self.write(index, index::SAVED_COUNTS, Some(&saved))?;
+        self.saved.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Takes the counts a graceful stop saved out of the index, if it did.
+pub(super) fn take_saved(index: &sled::Tree) -> Result<Option<HashMap<u64, u64>>, Error> {
+    Ok(index.remove(index::SAVED_COUNTS)?.map(|saved| {
+        saved
+            .chunks_exact(16)
+            .map(|pair| (index::number_in(pair, 0), index::number_in(pair, 8)))
+            .collect()
+    }))
 }
 
 /// Per segment, the packs the index names in it (at start-up, once replay is done). Removes
@@ -250,5 +281,31 @@ mod tests {
         assert_eq!(left, 0, "the old counts are gone");
         assert_counts_exact(&disk, "reopened");
         assert_items(&disk, "reopened");
+    }
+
+    /// A graceful stop saves the counts, and the next start uses them instead of reading
+    /// every pack entry, once: they are gone from the index as soon as it starts, and a
+    /// pack changed after they were saved takes them out too.
+    #[test]
+    fn counts_saved_by_a_graceful_stop_serve_the_next_start_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store-1");
+        let (disk, _) = cut_a_commit(&store, u64::MAX);
+        disk.engine.commit(Depth::Checkpoint).unwrap();
+        disk.save_counts().unwrap();
+        let saved = |disk: &Disk| disk.engine.index.get(index::SAVED_COUNTS).unwrap();
+        assert!(saved(&disk).is_some());
+        drop(disk);
+        let disk = reopen(&store);
+        assert!(saved(&disk).is_none(), "taken at start-up");
+        assert_counts_exact(&disk, "from the saved counts");
+        assert_items(&disk, "from the saved counts");
+        disk.save_counts().unwrap();
+        let log = disk.queue_log(&name(1)).unwrap();
+        log.append(QUEUES + 2, &Record::new(0, None, QUEUES + 2, b"more"))
+            .unwrap();
+        disk.engine.commit(Depth::Checkpoint).unwrap();
+        assert!(saved(&disk).is_none(), "a new pack takes them out");
+        assert_counts_exact(&disk, "after a new pack");
     }
 }
