@@ -285,7 +285,6 @@ impl Store {
         }
         let counts = states.iter().map(|(name, state)| (*name, state.counts()));
         self.disk().put_snapshot(counts)?;
-        self.shared.durability.sync_now()?;
-        self.disk().save_counts()
+        self.shared.durability.sync_now()
     }
 }

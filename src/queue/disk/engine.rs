@@ -308,6 +308,8 @@ impl Engine {
         self.unchecked.store(true, Ordering::Relaxed);
         if depth == Depth::Checkpoint {
             self.unchecked.store(false, Ordering::Relaxed);
+            // So that the next start, even one after a crash, need not count them.
+            uses.save(&self.index)?;
             lock(&self.sled_sync).sync()?;
             self.delete_emptied();
         }
@@ -336,14 +338,6 @@ impl Engine {
             self.uses.set_pack(&self.index, &key?, None)?;
         }
         Ok(())
-    }
-
-    /// Saves every segment's count of packs in use, durably, for the next start (the last
-    /// act of a graceful stop, after its last commit).
-    pub(super) fn save_counts(&self) -> Result<(), Error> {
-        let _one_at_a_time = lock(&self.committing);
-        self.uses.save(&self.index)?;
-        lock(&self.sled_sync).sync()
     }
 
     /// Deletes the segments no pack uses. The one being appended to goes too once it is

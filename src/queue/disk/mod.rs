@@ -170,7 +170,7 @@ impl Disk {
             ::log::info!("recovered {replayed} commits past the index's last checkpoint");
             sled_sync.sync()?;
         }
-        // Counts a graceful stop saved are valid for this start only: taken out durably
+        // Counts the last checkpoint saved are valid for this start only: taken out durably
         // before anything changes, and used only if nothing was replayed since.
         let saved = uses::take_saved(&index)?;
         if saved.is_some() {
@@ -216,12 +216,6 @@ impl Disk {
     /// the one made ahead, which no compaction makes smaller.
     pub(crate) fn compactable_bytes(&self) -> u64 {
         directory_size(&self.dir).saturating_sub(self.engine.segments.working_bytes())
-    }
-
-    /// Saves what start-up would otherwise count from the index (the last act of a graceful
-    /// stop, after its last commit).
-    pub(crate) fn save_counts(&self) -> Result<(), Error> {
-        self.engine.save_counts()
     }
 
     /// Keeps a segment made ahead ready from the next write on (see `segments`): for a

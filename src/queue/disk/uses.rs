@@ -1,7 +1,9 @@
 //! Which segments are in use: [`SegmentUses`] writes a commit's index changes to sled one
 //! at a time and keeps, in memory only, how many packs each segment holds that the index
-//! names. A graceful stop saves them in the index ([`SegmentUses::save`]); any other start
-//! counts them again from the index ([`count_live`]), which costs a read of every pack entry.
+//! names. Each checkpoint saves them in the index ([`SegmentUses::save`]) and the first pack
+//! change after it takes them out, so a start finds them valid if no pack changed since the
+//! last checkpoint; otherwise it counts them again from the index ([`count_live`]), which
+//! costs a read of every pack entry.
 //!
 //! One write at a time, not one sled batch per commit: sled writes its log out at every batch
 //! (it seals its buffer before and after the batch's manifest), two log writes per commit that
@@ -90,8 +92,12 @@ impl SegmentUses {
         Ok(())
     }
 
-    /// Saves the counts in the index, for the next start (the caller syncs it).
+    /// Saves the counts in the index, for the next start, unless they are saved and no
+    /// pack changed since (the caller syncs it).
     pub(super) fn save(&self, index: &sled::Tree) -> Result<(), Error> {
+        if self.saved.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         let live = lock(&self.live);
         let mut saved = Vec::with_capacity(live.len() * 16);
         for (segment, count) in live.iter() {
@@ -104,8 +110,12 @@ impl SegmentUses {
     }
 }
 
-/// Takes the counts a graceful stop saved out of the index, if it did.
+/// Takes the counts the last checkpoint saved out of the index, if they are there; removes
+/// the counts that builds before this module kept.
 pub(super) fn take_saved(index: &sled::Tree) -> Result<Option<HashMap<u64, u64>>, Error> {
+    for key in index.scan_prefix(index::OLD_SEGMENT_PREFIX).keys() {
+        index.remove(key?)?;
+    }
     Ok(index.remove(index::SAVED_COUNTS)?.map(|saved| {
         saved
             .chunks_exact(16)
@@ -114,12 +124,8 @@ pub(super) fn take_saved(index: &sled::Tree) -> Result<Option<HashMap<u64, u64>>
     }))
 }
 
-/// Per segment, the packs the index names in it (at start-up, once replay is done). Removes
-/// the counts that builds before this module kept in the index.
+/// Per segment, the packs the index names in it (at start-up, once replay is done).
 pub(super) fn count_live(index: &sled::Tree) -> Result<HashMap<u64, u64>, Error> {
-    for key in index.scan_prefix(index::OLD_SEGMENT_PREFIX).keys() {
-        index.remove(key?)?;
-    }
     let mut live = HashMap::new();
     for value in index.scan_prefix(index::PACK_PREFIX).values() {
         *live.entry(PackEntry::decode(&value?).segment).or_default() += 1;
@@ -283,16 +289,15 @@ mod tests {
         assert_items(&disk, "reopened");
     }
 
-    /// A graceful stop saves the counts, and the next start uses them instead of reading
-    /// every pack entry, once: they are gone from the index as soon as it starts, and a
+    /// A checkpoint saves the counts, and the next start uses them instead of reading every
+    /// pack entry, once: they are gone from the index as soon as it starts, and the first
     /// pack changed after they were saved takes them out too.
     #[test]
-    fn counts_saved_by_a_graceful_stop_serve_the_next_start_only() {
+    fn counts_saved_by_a_checkpoint_serve_the_next_start_only() {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("store-1");
         let (disk, _) = cut_a_commit(&store, u64::MAX);
         disk.engine.commit(Depth::Checkpoint).unwrap();
-        disk.save_counts().unwrap();
         let saved = |disk: &Disk| disk.engine.index.get(index::SAVED_COUNTS).unwrap();
         assert!(saved(&disk).is_some());
         drop(disk);
@@ -300,11 +305,12 @@ mod tests {
         assert!(saved(&disk).is_none(), "taken at start-up");
         assert_counts_exact(&disk, "from the saved counts");
         assert_items(&disk, "from the saved counts");
-        disk.save_counts().unwrap();
+        disk.engine.commit(Depth::Checkpoint).unwrap();
+        assert!(saved(&disk).is_some());
         let log = disk.queue_log(&name(1)).unwrap();
         log.append(QUEUES + 2, &Record::new(0, None, QUEUES + 2, b"more"))
             .unwrap();
-        disk.engine.commit(Depth::Checkpoint).unwrap();
+        disk.engine.commit(Depth::WriteAll).unwrap();
         assert!(saved(&disk).is_none(), "a new pack takes them out");
         assert_counts_exact(&disk, "after a new pack");
     }
