@@ -7,8 +7,8 @@
 //!   (start-up replays the blocks after it); a commit writes it last.
 //!
 //! - `c` → every segment's count of packs in use, (segment u64, count u64) pairs: written by a
-//!   graceful stop, taken out at the next start (which otherwise counts the `p` entries),
-//!   and out as soon as a pack changes.
+//!   checkpoint, taken out by the next pack change and at the next start (which otherwise
+//!   counts the `p` entries).
 //!
 //! Earlier builds also kept `s<segment u64>` → packs in use in that segment; start-up now
 //! counts them from the `p` entries and removes those keys.
