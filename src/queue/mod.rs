@@ -7,7 +7,8 @@
 //!   time all of them read (a test's own in tests);
 //! - `handle` and `state`, `cursor`, `head`: one queue's in-memory state (what is waiting,
 //!   hidden, held open, where each cursor stands), which decides what a read returns;
-//! - `durability` and `space`: when writes reach the disk, and the low-disk guard;
+//! - `durability`, `sharing` and `space`: when writes reach the disk, how its thread shares a
+//!   core, and the low-disk guard;
 //! - `disk`: the on-disk layout, the only module that names `sled`; the rest asks it for
 //!   items by id.
 //!
@@ -30,6 +31,7 @@ mod hidden;
 mod item;
 mod lease;
 mod replay;
+mod sharing;
 mod space;
 mod state;
 mod stats;
