@@ -308,9 +308,7 @@ fn main() -> anyhow::Result<()> {
     let store = Store::open(&store_config)
         .with_context(|| format!("cannot open the data directory {}", options.data.display()))?;
     let opened_in = opening.elapsed();
-    let recovered = store.stats();
-    let items: u64 = recovered.iter().map(|q| q.items).sum();
-    let cursors: usize = recovered.iter().map(|q| q.cursors.len()).sum();
+    let (queues, items, cursors) = store.totals();
     let server_config = server::Config {
         listen: options.listen.clone(),
         metrics: options.metrics.clone(),
@@ -337,7 +335,7 @@ fn main() -> anyhow::Result<()> {
             address,
             options.data.display(),
             options.sync,
-            recovered.len(),
+            queues,
             items,
             cursors,
             opened_in

@@ -31,6 +31,12 @@ impl HeadIndex {
         self.complete = false;
     }
 
+    /// As [`HeadIndex::forget`], and gives the memory back (a queue not read for a while).
+    pub(crate) fn release(&mut self) {
+        self.ids = VecDeque::new();
+        self.complete = false;
+    }
+
     /// Installs the first waiting ids, in order; `complete`: they are all of them.
     pub(crate) fn rebuild(&mut self, ids: impl IntoIterator<Item = u64>, complete: bool) {
         self.ids.clear();

@@ -222,6 +222,27 @@ impl Store {
         Ok(())
     }
 
+    /// Queues, items stored and cursors, without reading any queue (see
+    /// `QueueState::stored`): what start-up reports. [`Store::stats`] would read the head of
+    /// every queue, and so load a pack of each into memory.
+    pub fn totals(&self) -> (usize, u64, usize) {
+        let queues = self.queues();
+        let (items, cursors) = queues.iter().fold((0, 0), |(items, cursors), queue| {
+            let (i, c) = queue.lock().stored();
+            (items + i, cursors + c)
+        });
+        (queues.len(), items, cursors)
+    }
+
+    /// Gives back the read caches of the queues no read used since the last call (see
+    /// `QueueState::release_if_idle`). The open-timeout thread calls it every second of the
+    /// store's clock.
+    pub fn release_idle(&self) {
+        for queue in self.queues() {
+            queue.lock().release_if_idle();
+        }
+    }
+
     /// Counters of every queue, sorted by name.
     pub fn stats(&self) -> Vec<QueueStats> {
         let now = self.now_ms();
@@ -286,5 +307,41 @@ impl Store {
         let counts = states.iter().map(|(name, state)| (*name, state.counts()));
         self.disk().put_snapshot(counts)?;
         self.shared.durability.sync_now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Clock, Config, ReadMode, Store};
+    use futures_lite::future::block_on;
+
+    /// A queue no read used since the last release gives back its head index and cached
+    /// packs; a queue read meanwhile keeps them; either way the next read serves the next item.
+    #[test]
+    fn release_idle_frees_the_read_caches_of_queues_not_read_since() {
+        let dir = tempfile::tempdir().unwrap();
+        // A clock that stands still: the background thread's own releases never come due.
+        let mut config = Config::new(dir.path());
+        config.clock = Clock::manual(1_000_000).0;
+        let store = Store::open(&config).unwrap();
+        let names = ["q".to_string()];
+        for n in 0..200u32 {
+            let data = format!("{n:01000}");
+            block_on(store.put(&names, 0, None, data.as_bytes())).unwrap();
+        }
+        store.sync_now().unwrap();
+        let holds = || store.queue("q").unwrap().lock().holds_read_caches();
+        let next = || {
+            let (item, _) = store.read("q", None, ReadMode::Take).unwrap().unwrap();
+            String::from_utf8(item.data().to_vec()).unwrap()
+        };
+        assert_eq!(next(), format!("{:01000}", 0));
+        assert!(holds(), "a read builds the head index and caches a pack");
+        store.release_idle();
+        assert!(holds(), "read since the last release: kept");
+        store.release_idle();
+        assert!(!holds(), "not read since the last release: given back");
+        assert_eq!(next(), format!("{:01000}", 1));
+        assert!(holds());
     }
 }

@@ -35,6 +35,9 @@ const CHECK_EVERY: Duration = Duration::from_millis(50);
 /// Every this many checks, it also discards what has expired by age at the heads of the
 /// queues that have a max age, so a queue nobody reads still gives its space back.
 const EXPIRE_EVERY: u32 = 20;
+/// How often the same thread gives back the read caches of queues not read meanwhile
+/// (`Store::release_idle`), in ms of the store's clock.
+const RELEASE_IDLE_EVERY_MS: u64 = 1000;
 
 /// No deadline.
 const NEVER: u64 = u64::MAX;
@@ -176,6 +179,7 @@ pub(crate) fn start_checking(store: &Store) {
     let spawned = thread::Builder::new()
         .name("tern-timeouts".into())
         .spawn(move || {
+            let mut released_at = None;
             for check in 1u32.. {
                 thread::sleep(CHECK_EVERY);
                 let Some(shared) = shared.upgrade() else {
@@ -185,6 +189,16 @@ pub(crate) fn start_checking(store: &Store) {
                 store.time_out_now();
                 if check % EXPIRE_EVERY == 0 {
                     store.expire_by_age();
+                }
+                // By the store's clock, so that a test's own clock decides (see `clock`).
+                let now = store.now_ms();
+                match released_at {
+                    Some(at) if now.saturating_sub(at) < RELEASE_IDLE_EVERY_MS => {}
+                    Some(_) => {
+                        store.release_idle();
+                        released_at = Some(now);
+                    }
+                    None => released_at = Some(now),
                 }
             }
         });

@@ -54,6 +54,8 @@ pub(super) struct LogState {
     pub(super) deleted: bool,
     /// Packs read: first id, where the pack is (segment, offset), the pack.
     pub(super) cache: Vec<(u64, (u64, u64), Arc<Pack>)>,
+    /// The cache served a read since [`ItemLog::release_unused_cache`] last looked.
+    pub(super) cache_used: bool,
 }
 
 impl QueueShared {
@@ -84,6 +86,7 @@ impl QueueShared {
                 growing: false,
                 deleted: false,
                 cache: Vec::new(),
+                cache_used: false,
             }),
         }
     }
@@ -349,7 +352,7 @@ impl ItemLog {
             }
             // A walk through a pack finds it in the cache: no index lookup per item (sled's
             // reverse range lookup costs microseconds, and rebuilding a head walks 1000 ids).
-            let (pack, next) = match cached(&state, from) {
+            let (pack, next) = match cached(&mut state, from) {
                 Some(pack) => {
                     let next = pack.last_id() + 1;
                     (Some(pack), next)

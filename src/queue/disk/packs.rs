@@ -39,6 +39,7 @@ impl ItemLog {
         // By where it is, not by first id: a full pack takes the first id of the small one it
         // replaced, with more items.
         let place = (entry.segment, entry.offset);
+        state.cache_used = true;
         if let Some((_, _, pack)) = state.cache.iter().find(|cached| cached.1 == place) {
             return Ok(pack.clone());
         }
@@ -75,6 +76,25 @@ impl ItemLog {
         Ok(pack)
     }
 
+    /// Drops the cached packs unless a read used them since the last call, and says whether
+    /// it did. Packs stay cached for the reader walking them; a queue read once (`stats`
+    /// reads every head) would otherwise keep up to [`CACHED_PACKS`] packs in memory for good,
+    /// per queue (benches/README.md, "Many deep queues").
+    pub(crate) fn release_unused_cache(&self) -> bool {
+        let mut state = self.state();
+        let used = std::mem::take(&mut state.cache_used);
+        if !used {
+            state.cache = Vec::new();
+        }
+        used
+    }
+
+    /// How many packs are cached (for tests).
+    #[cfg(test)]
+    pub(crate) fn cached_packs(&self) -> usize {
+        self.state().cache.len()
+    }
+
     pub(super) fn entry_at_or_before(&self, id: u64) -> Result<Option<(u64, PackEntry)>, Error> {
         index::pack_at_or_before(&self.0.engine.index, self.0.number, id)
     }
@@ -87,10 +107,51 @@ impl ItemLog {
 /// The cached pack holding `id`, if any. A pack holds every item of its queue between its
 /// first and last ids, so a cached one answers for that span even after a fuller pack
 /// superseded it (items never change).
-pub(super) fn cached(state: &LogState, id: u64) -> Option<Arc<Pack>> {
-    state
+pub(super) fn cached(state: &mut LogState, id: u64) -> Option<Arc<Pack>> {
+    let pack = state
         .cache
         .iter()
         .find(|(first, _, pack)| !pack.ids.is_empty() && *first <= id && id <= pack.last_id())
-        .map(|(_, _, pack)| pack.clone())
+        .map(|(_, _, pack)| pack.clone());
+    state.cache_used |= pack.is_some();
+    pack
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::engine::Depth;
+    use super::super::{Disk, Record};
+
+    /// A read's packs stay cached while reads use them, and go at the first call that finds
+    /// them unused since the one before; the next read loads them again.
+    #[test]
+    fn cached_packs_go_once_no_read_used_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::open(dir.path().join("store-1"), 1 << 20, false).unwrap();
+        let queue = disk.queue_log("q").unwrap();
+        for id in 1..=200 {
+            queue
+                .append(id, &Record::new(0, None, id, &[7; 1000]))
+                .unwrap();
+        }
+        disk.engine.commit(Depth::WriteAll).unwrap();
+        assert_eq!(queue.cached_packs(), 0);
+        let read = |id| queue.get(id).unwrap().unwrap().data().to_vec();
+        assert_eq!(read(1), vec![7; 1000]);
+        assert_eq!(
+            queue.cached_packs(),
+            1,
+            "items in full packs are read from one"
+        );
+        assert!(queue.release_unused_cache(), "a read used the cache");
+        assert_eq!(queue.cached_packs(), 1, "used since the last call: kept");
+        assert!(!queue.release_unused_cache());
+        assert_eq!(
+            queue.cached_packs(),
+            0,
+            "unused since the last call: dropped"
+        );
+        assert_eq!(read(2), vec![7; 1000]);
+        assert_eq!(queue.cached_packs(), 1);
+    }
 }

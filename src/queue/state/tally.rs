@@ -42,6 +42,12 @@ impl Tally {
 }
 
 impl QueueState {
+    /// Items stored (waiting or held open; expired ones not yet discarded count) and cursors:
+    /// what [`QueueState::stats`] counts, without reading the queue's head.
+    pub(crate) fn stored(&self) -> (u64, usize) {
+        (self.items + self.open.len() as u64, self.cursors.len())
+    }
+
     pub(crate) fn stats(&self, name: &str, waiters: u64, now: u64) -> QueueStats {
         let head = self
             .log
