@@ -12,6 +12,7 @@
 //! packs is in use, after the commit that says so is durable.
 
 use super::index::{self, PackEntry, QueueRecord};
+use super::kept::Kept;
 use super::log::{ItemLog, QueueShared};
 use super::pack::{encode_record, seal_block, BLOCK_HEADER};
 use super::plan::Plan;
@@ -83,6 +84,8 @@ pub(crate) struct Engine {
     pub(super) appending: RwLock<()>,
     /// Bytes appended and not yet written to a segment.
     pub(super) pending: Arc<AtomicU64>,
+    /// Bytes written and kept in runs, to be written again as full packs.
+    pub(super) kept: Kept,
     /// Per segment, the packs in it still in use.
     pub(super) uses: SegmentUses,
     committing: Mutex<()>,
@@ -111,6 +114,7 @@ impl Engine {
             deleted: Mutex::new(deleted),
             appending: RwLock::new(()),
             pending: Arc::new(AtomicU64::new(0)),
+            kept: Kept::default(),
             uses: SegmentUses::new(live),
             committing: Mutex::new(()),
             unchecked: AtomicBool::new(false),

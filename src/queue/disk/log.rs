@@ -35,8 +35,10 @@ pub(super) struct LogState {
     pub(super) run_first_seq: u64,
     /// Stored bytes of the run's items.
     pub(super) run_bytes: u64,
-    /// How many of the run's items are in packs already, and those packs' first ids.
+    /// How many of the run's items are in packs already (kept to be written again as full
+    /// packs), their stored bytes, and those packs' first ids.
     pub(super) run_written: usize,
+    pub(super) kept_bytes: u64,
     pub(super) run_packs: Vec<u64>,
     pub(super) removed: Removed,
     pub(super) appended_bytes: u64,
@@ -74,6 +76,7 @@ impl QueueShared {
                 run_first_seq: record.next_seq,
                 run_bytes: 0,
                 run_written: 0,
+                kept_bytes: 0,
                 run_packs: Vec::new(),
                 removed: record.removed,
                 appended_bytes: record.appended_bytes,
@@ -278,6 +281,14 @@ impl ItemLog {
     pub(crate) fn destroy(self) -> Result<(), Error> {
         let mut state = self.state();
         state.deleted = true;
+        // What no commit will write now (a commit in progress skips a deleted queue's counts).
+        let engine = &self.0.engine;
+        let unwritten: u64 = state.run[state.run_written..]
+            .iter()
+            .map(|(_, r)| stored_len(r))
+            .sum();
+        engine.pending.fetch_sub(unwritten, Ordering::Relaxed);
+        engine.kept.forget(std::mem::take(&mut state.kept_bytes));
         state.run.clear();
         state.cache.clear();
         drop(state);

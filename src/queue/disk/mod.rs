@@ -19,6 +19,7 @@ mod engine;
 mod failed;
 pub(crate) mod generation;
 mod index;
+mod kept;
 mod log;
 mod names;
 mod pack;

@@ -28,15 +28,17 @@ impl Plan {
     /// The plan is on disk: the run forgets what is in full packs now.
     pub(super) fn committed(self, engine: &Engine) {
         let mut state = lock(&self.queue.state);
+        if state.deleted {
+            // Deleted meanwhile: its run is gone (its counts with it), and the next commit
+            // drops its packs.
+            return;
+        }
         engine
             .pending
             .fetch_sub(self.written_bytes, Ordering::Relaxed);
-        if state.deleted {
-            // Deleted meanwhile: its run is gone, and the next commit drops its packs.
-            return;
-        }
         match self.merged {
             Some(n) => {
+                engine.kept.forget(std::mem::take(&mut state.kept_bytes));
                 let gone: u64 = state.run.drain(..n).map(|(_, r)| stored_len(&r)).sum();
                 state.run_bytes -= gone;
                 state.run_first_seq += n as u64;
@@ -45,6 +47,8 @@ impl Plan {
             }
             None => {
                 if let Some(pack) = self.packs.first() {
+                    engine.kept.add(state.kept_bytes, self.written_bytes);
+                    state.kept_bytes += self.written_bytes;
                     state.run_written = self.run_end;
                     state.run_packs.push(pack.first_id());
                 }
@@ -85,8 +89,10 @@ impl QueueShared {
             .iter()
             .map(|(_, r)| stored_len(r))
             .sum();
-        let (packs, superseded, merged) = if n > 0 && (state.run_bytes >= PACK_BYTES || all_removed)
-        {
+        // Kept runs past their share of the budget are written as they are (see `Kept`).
+        let crowded = engine.kept.crowded_by(state.kept_bytes);
+        let seal = state.run_bytes >= PACK_BYTES || all_removed || crowded;
+        let (packs, superseded, merged) = if n > 0 && seal {
             let packs = match all_removed {
                 true => Vec::new(),
                 false => full_packs(&state.run, first_seq),
@@ -182,5 +188,30 @@ mod tests {
         );
         let ids: Vec<u64> = queue.iter().map(|item| item.unwrap().0).collect();
         assert_eq!(ids, (1..=105).collect::<Vec<_>>());
+    }
+
+    /// A queue deleted before its appends were written leaves nothing for writers to wait on,
+    /// and nothing counted as kept.
+    #[test]
+    fn a_deleted_queue_leaves_no_pending_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::open(dir.path().join("store-1"), 1 << 20, false).unwrap();
+        let queue = disk.queue_log("q").unwrap();
+        queue
+            .append(1, &Record::new(0, None, 1, &[7; 1000]))
+            .unwrap();
+        disk.engine.commit(Depth::WriteAll).unwrap();
+        queue
+            .append(2, &Record::new(0, None, 2, &[7; 1000]))
+            .unwrap();
+        assert_eq!(
+            disk.engine.kept.bytes(),
+            1020,
+            "item 1 is kept for a full pack"
+        );
+        queue.destroy().unwrap();
+        disk.engine.commit(Depth::WriteAll).unwrap();
+        assert_eq!(disk.engine.pending_bytes(), 0);
+        assert_eq!(disk.engine.kept.bytes(), 0);
     }
 }
