@@ -15,7 +15,7 @@ mod reply;
 
 pub use command::{Command, Get, GetOptions, Key, Replay, Set, Target};
 pub use meta::{seconds_left, Meta, MetaCode, MetaDelete, MetaGet, MetaItem, MetaSet, Returned};
-pub use parse::{parse, Rejection, MAX_LINE, MAX_NAME};
+pub use parse::{needs, parse, Rejection, MAX_LINE, MAX_NAME};
 pub use reply::Reply;
 
 /// The memcached protocol level tern speaks (text and meta commands of memcached 1.6), the

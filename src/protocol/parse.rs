@@ -125,6 +125,24 @@ pub fn parse(buf: &[u8], max_item_size: u32) -> Result<Option<(Command, usize)>,
 }
 
 /// Finds the first line: `(line without its ending, bytes including the ending)`.
+/// The bytes the command at the start of `buf` takes in all, when its line is there and
+/// announces a data block (`set`, `ms`): so that a connection can size its input buffer once
+/// for a large item instead of doubling it up to there. `None` otherwise, or if the line is
+/// not valid (then [`parse`] decides).
+pub fn needs(buf: &[u8]) -> Option<usize> {
+    let (line, line_len) = find_line(buf).ok()??;
+    let args: Vec<&[u8]> = line
+        .split(|&b| b == b' ')
+        .filter(|t| !t.is_empty())
+        .collect();
+    let bytes = match args.as_slice() {
+        [name, _, _, _, bytes, ..] if name.eq_ignore_ascii_case(b"set") => bytes,
+        [name, _, datalen, ..] if name.eq_ignore_ascii_case(b"ms") => datalen,
+        _ => return None,
+    };
+    Some(line_len + parse_u32(bytes)? as usize + 2)
+}
+
 fn find_line(buf: &[u8]) -> Result<Option<(&[u8], usize)>, Rejection> {
     // A line of MAX_LINE bytes plus "\r\n" fits in this window.
     let window = &buf[..buf.len().min(MAX_LINE + 2)];

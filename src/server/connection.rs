@@ -225,7 +225,11 @@ impl Connection {
                 self.end -= self.start;
                 self.start = 0;
             } else {
-                let grown = (self.buf.len() * 2).min(self.limit).max(self.buf.len());
+                // At once to what a large item needs: doubling up to it would leave the
+                // allocator the freed halves too (RSS about twice the item, for a while).
+                let needed = protocol::needs(&self.buf[..self.end]).unwrap_or(0);
+                let grown = (self.buf.len() * 2).max(needed);
+                let grown = grown.min(self.limit).max(self.buf.len());
                 self.buf.resize(grown, 0);
             }
         }

@@ -29,6 +29,10 @@ fn check_step(buf: &[u8], max: u32, result: &Result<Option<(Command, usize)>, Re
         }
         Ok(Some((command, consumed))) => {
             assert!((1..=buf.len()).contains(consumed), "{what}: consumed");
+            // a storage command's line announced exactly what it took
+            if let Some(needed) = needs(buf) {
+                assert_eq!(needed, *consumed, "{what}: announced length");
+            }
             // a command depends only on its own bytes
             assert_eq!(&parse(&buf[..*consumed], max), result, "{what}: alone");
             match command {

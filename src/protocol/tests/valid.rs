@@ -355,3 +355,21 @@ fn get_options_in_every_combination_and_order() {
     // options, open+close in 2 orders (7); with t=: 1 + 4 × 2 + 3! (15).
     assert_eq!(legal_seen, (7 + 15) * 2);
 }
+
+/// What a storage command takes in all is known from its line alone, and is what `parse`
+/// consumes once the block is there.
+#[test]
+fn a_storage_command_announces_its_whole_length() {
+    let set = b"set q 0 0 5\r\nhello\r\n";
+    let ms = b"ms q 5 T0\r\nhello\r\n";
+    for command in [&set[..], &ms[..]] {
+        let line_end = command.iter().position(|&b| b == b'\n').unwrap() + 1;
+        assert_eq!(needs(&command[..line_end]), Some(command.len()));
+        assert_eq!(needs(&command[..line_end + 2]), Some(command.len()));
+        let (_, used) = parse(command, 1024).unwrap().unwrap();
+        assert_eq!(used, command.len());
+    }
+    assert_eq!(needs(b"set q 0 0 5"), None, "the line is not all there");
+    assert_eq!(needs(b"get q\r\n"), None, "no data block");
+    assert_eq!(needs(b"set q 0 0 x\r\n"), None, "not a length");
+}
