@@ -162,7 +162,9 @@ impl Durability {
         thread::Builder::new()
             .name("tern-sync".into())
             .spawn(move || {
-                super::sharing::yield_on_wakeup();
+                if mode == SyncMode::Always {
+                    super::sharing::yield_on_wakeup();
+                }
                 let (target, metrics) = (&thread_target, &thread_metrics);
                 let release = Release::new(release_memory);
                 let ticker = |period| Ticker {

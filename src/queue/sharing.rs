@@ -1,12 +1,14 @@
 //! How the sync thread shares a core with the connections.
 //!
-//! The sync thread runs under Linux's `SCHED_BATCH`: the same share of the CPU as any thread,
-//! but its wake-ups do not preempt the thread that is running. Under `--sync always` the
+//! Under `--sync always` the sync thread runs under Linux's `SCHED_BATCH`: the same share of
+//! the CPU as any thread, but its wake-ups do not preempt the thread that is running. The
 //! first writer of a burst wakes it; preempting the connections then would start a commit
 //! with that one writer while the rest of the burst, already read from the sockets, waited a
 //! whole `fdatasync` for the next. Left to run when the connections' thread has handled what
 //! arrived, it takes the whole burst (benches/README.md, "Storage format 2": 32 writers on
 //! one core, 10–17 % more sets per second; a higher priority instead, or `nice`, served fewer).
+//! The ticker of the other modes keeps the default: its write-outs are not commits, and sets
+//! at 32 connections came out a few per cent slower with it in the same A/B.
 
 /// Lets the calling thread's wake-ups wait for the running thread (see the module doc).
 /// Elsewhere than Linux, or if refused, the thread keeps the default policy.
