@@ -15,6 +15,7 @@ use super::hidden::Hidden;
 use super::item::{Expiry, Item};
 use super::timeout::{Deadlines, Hold};
 
+mod caches;
 mod held;
 mod tally;
 use super::{Error, Limits, ReadMode};
@@ -106,22 +107,6 @@ impl QueueState {
             cursors,
             last_enqueued_ms,
         })
-    }
-
-    /// Gives back what speeds up the reads of a queue that no read used since the last call:
-    /// its head index and its cached packs (the next read rebuilds them). Without this, memory
-    /// grew by up to 8 KiB of ids and two packs per queue ever read, `stats` reading them all.
-    pub(crate) fn release_if_idle(&mut self) {
-        if !std::mem::take(&mut self.read_lately) {
-            self.head.release();
-        }
-        self.log.release_unused_cache();
-    }
-
-    /// Whether the queue holds a head index or cached packs (for tests).
-    #[cfg(test)]
-    pub(crate) fn holds_read_caches(&self) -> bool {
-        !self.head.is_unknown() || self.log.cached_packs() > 0
     }
 
     /// Writes every cursor position not saved yet (on a graceful stop).

@@ -251,13 +251,14 @@ impl Store {
             .map(|queue| {
                 queue.time_out(now);
                 let waiters = queue.waiters.load(std::sync::atomic::Ordering::Relaxed) as u64;
-                let mut state = queue.lock();
-                // Expired items never count, discarded or not yet.
-                if let Err(e) = state.expire_heads(now) {
-                    log::error!("cannot discard expired items of {}: {}", queue.name, e);
-                }
-                state.count_cursors();
-                state.stats(&queue.name, waiters, now)
+                queue.lock().looking(|state| {
+                    // Expired items never count, discarded or not yet.
+                    if let Err(e) = state.expire_heads(now) {
+                        log::error!("cannot discard expired items of {}: {}", queue.name, e);
+                    }
+                    state.count_cursors();
+                    state.stats(&queue.name, waiters, now)
+                })
             })
             .collect()
     }
@@ -343,5 +344,26 @@ mod tests {
         assert!(!holds(), "not read since the last release: given back");
         assert_eq!(next(), format!("{:01000}", 1));
         assert!(holds());
+    }
+
+    /// `stats` reads every queue's head, but leaves a queue's read caches as it found them:
+    /// none where there were none, what a reader uses where there were.
+    #[test]
+    fn stats_leaves_the_read_caches_as_it_found_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Config::new(dir.path())).unwrap();
+        let names = ["q".to_string()];
+        for n in 0..200u32 {
+            let data = format!("{n:01000}");
+            block_on(store.put(&names, 0, None, data.as_bytes())).unwrap();
+        }
+        store.sync_now().unwrap();
+        let holds = || store.queue("q").unwrap().lock().holds_read_caches();
+        let stats = store.stats();
+        assert_eq!(stats[0].items, 200);
+        assert!(!holds(), "nothing was cached before stats");
+        store.read("q", None, ReadMode::Take).unwrap().unwrap();
+        store.stats();
+        assert!(holds(), "the reader's caches stay");
     }
 }

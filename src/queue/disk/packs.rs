@@ -89,10 +89,14 @@ impl ItemLog {
         used
     }
 
-    /// How many packs are cached (for tests).
-    #[cfg(test)]
+    /// How many packs are cached.
     pub(crate) fn cached_packs(&self) -> usize {
         self.state().cache.len()
+    }
+
+    /// Drops the cached packs (see `QueueState::looking`).
+    pub(crate) fn drop_cache(&self) {
+        self.state().cache = Vec::new();
     }
 
     pub(super) fn entry_at_or_before(&self, id: u64) -> Result<Option<(u64, PackEntry)>, Error> {
