@@ -316,13 +316,10 @@ mod tests {
     use super::super::{Clock, Config, ReadMode, Store};
     use futures_lite::future::block_on;
 
-    /// A queue no read used since the last release gives back its head index and cached
-    /// packs; a queue read meanwhile keeps them; either way the next read serves the next item.
-    #[test]
-    fn release_idle_frees_the_read_caches_of_queues_not_read_since() {
-        let dir = tempfile::tempdir().unwrap();
-        // A clock that stands still: the background thread's own releases never come due.
-        let mut config = Config::new(dir.path());
+    /// A store whose queue `q` holds 200 items of 1000 bytes (`{n:01000}`), in full packs,
+    /// on a clock that stands still: the background thread's own releases never come due.
+    fn store_with_a_deep_queue(dir: &std::path::Path) -> Store {
+        let mut config = Config::new(dir);
         config.clock = Clock::manual(1_000_000).0;
         let store = Store::open(&config).unwrap();
         let names = ["q".to_string()];
@@ -331,7 +328,20 @@ mod tests {
             block_on(store.put(&names, 0, None, data.as_bytes())).unwrap();
         }
         store.sync_now().unwrap();
-        let holds = || store.queue("q").unwrap().lock().holds_read_caches();
+        store
+    }
+
+    fn holds_read_caches(store: &Store) -> bool {
+        store.queue("q").unwrap().lock().holds_read_caches()
+    }
+
+    /// A queue no read used since the last release gives back its head index and cached
+    /// packs; a queue read meanwhile keeps them; either way the next read serves the next item.
+    #[test]
+    fn release_idle_frees_the_read_caches_of_queues_not_read_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_a_deep_queue(dir.path());
+        let holds = || holds_read_caches(&store);
         let next = || {
             let (item, _) = store.read("q", None, ReadMode::Take).unwrap().unwrap();
             String::from_utf8(item.data().to_vec()).unwrap()
@@ -351,19 +361,15 @@ mod tests {
     #[test]
     fn stats_leaves_the_read_caches_as_it_found_them() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&Config::new(dir.path())).unwrap();
-        let names = ["q".to_string()];
-        for n in 0..200u32 {
-            let data = format!("{n:01000}");
-            block_on(store.put(&names, 0, None, data.as_bytes())).unwrap();
-        }
-        store.sync_now().unwrap();
-        let holds = || store.queue("q").unwrap().lock().holds_read_caches();
+        let store = store_with_a_deep_queue(dir.path());
         let stats = store.stats();
         assert_eq!(stats[0].items, 200);
-        assert!(!holds(), "nothing was cached before stats");
+        assert!(
+            !holds_read_caches(&store),
+            "nothing was cached before stats"
+        );
         store.read("q", None, ReadMode::Take).unwrap().unwrap();
         store.stats();
-        assert!(holds(), "the reader's caches stay");
+        assert!(holds_read_caches(&store), "the reader's caches stay");
     }
 }
