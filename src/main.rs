@@ -17,8 +17,9 @@ use tern::server;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Idle time after which the connection threads hand their free pages back ([`release_memory`];
-/// the commit thread does too, once a sync period passes without writes).
-const RELEASE_MEMORY_AFTER: Duration = Duration::from_secs(10);
+/// the commit thread does too, once a sync period passes without writes): 2–4 s after the
+/// last input, once per idle spell.
+const RELEASE_MEMORY_AFTER: Duration = Duration::from_secs(2);
 
 /// Returns the calling thread's free mimalloc pages to the system. mimalloc does that by
 /// itself only while the thread allocates, so an idle server would keep most of what a drained

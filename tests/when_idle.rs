@@ -1,5 +1,5 @@
 //! The server's idle task (main.rs hands the allocator's memory release to it): it runs on the
-//! connection threads once no client has sent anything since the last check, and never while
+//! connection threads once no client has sent anything since the last check (once per idle spell), and never while
 //! clients keep sending. Runs `tern::server` in this process, so the task can be observed, and
 //! drives the checks through `IdleCheck` rather than the timer, so the machine's speed does
 //! not matter.
@@ -63,6 +63,8 @@ fn runs_on_connection_threads_when_idle_and_never_under_load() {
     // Nobody has sent anything: the task runs, on the runtime's threads.
     assert!(idle.check_now(), "idle, but the task was not started");
     wait_until("the task's runs", || runs() == RUNS_PER_CHECK);
+    // Still idle: once per idle spell is enough.
+    assert!(!idle.check_now(), "started twice in one idle spell");
     let names = THREAD_NAMES.lock().unwrap().clone();
     assert!(
         names.iter().all(|name| name.starts_with("async-std")),

@@ -27,8 +27,9 @@ impl IdleCheck {
     }
 }
 
-/// Runs `task` on the connection threads after each idle `task.after` (or when an
-/// [`IdleCheck`] asks), until the server stops.
+/// Runs `task` on the connection threads once per idle spell: at the first check (every
+/// `task.after`, or when an [`IdleCheck`] asks) that finds no input since the one before;
+/// until the server stops.
 pub(super) async fn run_when_idle(
     task: WhenIdle,
     shared: Arc<Shared>,
@@ -36,6 +37,8 @@ pub(super) async fn run_when_idle(
 ) {
     let input = || shared.counters.bytes_read.load(Ordering::Relaxed);
     let mut seen = input();
+    // Once per idle spell: an idle server is not woken again for nothing.
+    let mut ran = false;
     loop {
         let tick = async {
             sleep(task.after).await;
@@ -51,12 +54,14 @@ pub(super) async fn run_when_idle(
         };
         let now = input();
         let idle = now == seen;
-        if idle {
+        let start = idle && !ran;
+        if start {
             runtime::on_every_thread(task.run);
         }
+        ran = idle;
         seen = now;
         if let Some(reply) = reply {
-            let _ = reply.try_send(idle);
+            let _ = reply.try_send(start);
         }
     }
 }
