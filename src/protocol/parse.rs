@@ -124,7 +124,6 @@ pub fn parse(buf: &[u8], max_item_size: u32) -> Result<Option<(Command, usize)>,
     Ok(Some((command, line_len)))
 }
 
-/// Finds the first line: `(line without its ending, bytes including the ending)`.
 /// The bytes the command at the start of `buf` takes in all, when its line is there and
 /// announces a data block (`set`, `ms`): so that a connection can size its input buffer once
 /// for a large item instead of doubling it up to there. `None` otherwise, or if the line is
@@ -143,6 +142,7 @@ pub fn needs(buf: &[u8]) -> Option<usize> {
     Some(line_len + parse_u32(bytes)? as usize + 2)
 }
 
+/// Finds the first line: `(line without its ending, bytes including the ending)`.
 fn find_line(buf: &[u8]) -> Result<Option<(&[u8], usize)>, Rejection> {
     // A line of MAX_LINE bytes plus "\r\n" fits in this window.
     let window = &buf[..buf.len().min(MAX_LINE + 2)];
