@@ -54,7 +54,8 @@ impl Store {
             (None, ReadMode::Take | ReadMode::Open) => handle.plain_event.listen(),
             _ => handle.broadcast_event.listen(),
         };
-        handle.waiters.fetch_add(1, Ordering::Relaxed);
+        // Before the read that follows: `Queue::notify` skips queues nobody waits on.
+        handle.waiters.fetch_add(1, Ordering::SeqCst);
         Ok(Listener {
             queue: handle,
             listener,
