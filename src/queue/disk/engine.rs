@@ -239,6 +239,14 @@ impl Engine {
         }
     }
 
+    /// Runs `change` unless a commit is under way: for changes to a run that a commit's plan
+    /// would still count on.
+    pub(super) fn between_commits(&self, change: impl FnOnce()) {
+        if let Ok(_no_commit) = self.committing.try_lock() {
+            change();
+        }
+    }
+
     /// Writes the plans' packs and records.
     fn write(&self, plans: &[Plan], deleted: &[u64], depth: Depth) -> Result<(), Error> {
         let mut block = vec![0u8; BLOCK_HEADER];

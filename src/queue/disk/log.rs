@@ -58,6 +58,8 @@ pub(super) struct LogState {
     pub(super) cache: Vec<(u64, (u64, u64), Arc<Pack>)>,
     /// The cache served a read since [`ItemLog::release_unused_cache`] last looked.
     pub(super) cache_used: bool,
+    /// Items were appended since [`ItemLog::release_idle_run`] last looked.
+    pub(super) appended_lately: bool,
 }
 
 impl QueueShared {
@@ -90,6 +92,7 @@ impl QueueShared {
                 deleted: false,
                 cache: Vec::new(),
                 cache_used: false,
+                appended_lately: false,
             }),
         }
     }
@@ -135,6 +138,10 @@ impl ItemLog {
         if state.deleted {
             return;
         }
+        if state.run.capacity() == 0 {
+            // Most runs of many queues hold an item or two: room for one, not four.
+            state.run.reserve_exact(1);
+        }
         state.run.push((id, record.clone()));
         state.run_bytes += stored_len(record);
         state.appended_bytes += record.payload_len();
@@ -142,6 +149,7 @@ impl ItemLog {
         state.last_enqueued_ms = record.enqueued_ms();
         state.changed = true;
         state.growing = true;
+        state.appended_lately = true;
         engine
             .pending
             .fetch_add(stored_len(record), Ordering::Relaxed);

@@ -12,6 +12,7 @@ impl QueueState {
             self.head.release();
         }
         self.log.release_unused_cache();
+        self.log.release_idle_run();
     }
 
     /// Whether the queue holds a head index or cached packs.
