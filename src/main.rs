@@ -30,25 +30,6 @@ fn release_memory() {
     unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
-/// `mi_option_purge_delay` in mimalloc 3's `mi_option_t` (the `-sys` crate names only some).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-/// mimalloc 3's default purge delay, in ms: how the option is recognised before it is set.
-const MI_DEFAULT_PURGE_DELAY: std::os::raw::c_long = 1000;
-
-/// Pages freed go back to the system at once instead of a second later. mimalloc purges a
-/// delayed page only when a thread of the heap calls it again, and sled's threads go quiet
-/// once writes stop: 10 000 queues filled held 2–3 MiB more for good (benches/README.md,
-/// "Many queues"). The set, get and mixed rates were the same in an A/B.
-fn purge_freed_pages_at_once() {
-    // SAFETY: reading and setting an option has no preconditions. The value is checked first,
-    // so that another mimalloc numbering (or MIMALLOC_PURGE_DELAY set) leaves it alone.
-    unsafe {
-        if libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) == MI_DEFAULT_PURGE_DELAY {
-            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
-        }
-    }
-}
-
 #[derive(Debug, StructOpt)]
 #[structopt(
     name = "tern",
@@ -280,7 +261,6 @@ impl log::Log for StderrLog {
 }
 
 fn main() -> anyhow::Result<()> {
-    purge_freed_pages_at_once();
     let options = Options::from_args();
     if let Some(Command::Top { addr, once }) = &options.command {
         return tern::top::run(addr, *once).with_context(|| format!("tern top on {addr}"));
