@@ -1,8 +1,8 @@
 //! The server's idle task (main.rs hands the allocator's memory release to it): it runs on the
-//! connection threads once no client has sent anything since the last check (once per idle spell), and never while
-//! clients keep sending. Runs `tern::server` in this process, so the task can be observed, and
-//! drives the checks through `IdleCheck` rather than the timer, so the machine's speed does
-//! not matter.
+//! connection threads once no client has sent anything since the last check (once per idle
+//! spell), and never while clients keep sending. Runs `tern::server` in this process, so the
+//! task can be observed, and drives the checks through `IdleCheck` rather than the timer, so
+//! the machine's speed does not matter.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
