@@ -31,7 +31,7 @@ impl FailedLog {
     }
 
     pub(crate) fn append(&self, id: u64, record: &Record) -> Result<(), Error> {
-        self.tree.insert(key(id), record.stored().clone())?;
+        self.tree.insert(key(id), record.stored())?;
         self.outside.note();
         Ok(())
     }
@@ -83,7 +83,7 @@ impl FailedLog {
 pub(super) fn items_of(tree: &sled::Tree) -> impl Iterator<Item = Result<(u64, Record), Error>> {
     tree.iter().map(|entry| {
         let (key, value) = entry?;
-        Ok((id_of(&key), Record::from_stored(value)))
+        Ok((id_of(&key), Record::from_sled(value)))
     })
 }
 
@@ -120,7 +120,7 @@ impl CursorLog {
         (&self.meta, &self.failed.tree)
             .transaction(|(meta, failed)| {
                 meta.insert(self.position_key.as_slice(), &position.to_be_bytes())?;
-                failed.insert(&id_key, record.stored().clone())?;
+                failed.insert(&id_key, record.stored())?;
                 Ok(())
             })
             .map_err(Error::from)?;

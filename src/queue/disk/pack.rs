@@ -10,7 +10,7 @@
 
 use super::record::Record;
 use super::Error;
-use sled::IVec;
+use bytes::Bytes;
 
 /// Frame header: body length and checksum.
 pub(crate) const FRAME_HEADER: usize = 8;
@@ -190,7 +190,7 @@ impl Pack {
             return Err(corrupt("a record, not a pack"));
         }
         let count = count as usize;
-        let frame = IVec::from(frame);
+        let frame = Bytes::from(frame);
         let mut pack = Pack {
             first_seq,
             ids: Vec::with_capacity(count),
@@ -206,7 +206,7 @@ impl Pack {
             }
             pack.ids.push(id);
             pack.records
-                .push(Record::from_stored(frame.subslice(at, len)));
+                .push(Record::from_stored(frame.slice(at..at + len)));
             at += len;
         }
         Ok(pack)

@@ -60,7 +60,7 @@ fn copy(old: &sled::Db, new: &mut Disk) -> Result<u64, Error> {
             let log = new.queue_log(&queue)?;
             for entry in old.open_tree(&tree)?.iter() {
                 let (key, value) = entry?;
-                log.append(record::id_of(&key), &Record::from_stored(value))?;
+                log.append(record::id_of(&key), &Record::from_sled(value))?;
                 new.write_out_if_large()?;
                 items += 1;
             }
