@@ -228,18 +228,14 @@ impl ItemLog {
             log: self.clone(),
             next: from,
             to,
+            reads_left: usize::MAX,
+            paused: false,
         }
     }
 
     /// Every item, in order.
     pub(crate) fn iter(&self) -> Items {
         self.range(0, u64::MAX)
-    }
-
-    /// Ids from `from` on, in order.
-    pub(crate) fn ids_from(&self, from: u64) -> impl Iterator<Item = Result<u64, Error>> {
-        self.range(from, u64::MAX)
-            .map(|entry| entry.map(|(id, _)| id))
     }
 
     /// The newest id ever appended, if any.
@@ -347,12 +343,13 @@ impl ItemLog {
         }
     }
 
-    /// The next item at or after `from` and before `to`.
-    fn next_from(&self, mut from: u64, to: u64) -> Result<Option<(u64, Record)>, Error> {
+    /// The next item at or after `from` and before `to`; a pack not cached is read only while
+    /// `reads_left` allows (and counted).
+    fn next_from(&self, mut from: u64, to: u64, reads_left: &mut usize) -> Result<Step, Error> {
         let mut state = self.state();
         loop {
             if from >= to {
-                return Ok(None);
+                return Ok(Step::End);
             }
             if let Some(&(first, _)) = state.run.first() {
                 if from >= first {
@@ -360,13 +357,13 @@ impl ItemLog {
                     for i in start..state.run.len() {
                         let (id, record) = &state.run[i];
                         if *id >= to {
-                            return Ok(None);
+                            return Ok(Step::End);
                         }
                         if !state.removed.contains(state.run_first_seq + i as u64) {
-                            return Ok(Some((*id, record.clone())));
+                            return Ok(Step::Item(*id, record.clone()));
                         }
                     }
-                    return Ok(None);
+                    return Ok(Step::End);
                 }
             }
             // A walk through a pack finds it in the cache: no index lookup per item (sled's
@@ -387,15 +384,19 @@ impl ItemLog {
                                 from = first;
                                 continue;
                             }
-                            None => return Ok(None),
+                            None => return Ok(Step::End),
                         }
                     };
                     if first_id >= to {
-                        return Ok(None);
+                        return Ok(Step::End);
                     }
                     let pack = match state.removed.covers(entry.first_seq, entry.end_seq()) {
                         true => None,
-                        false => Some(self.load(&mut state, first_id, entry)?),
+                        false if *reads_left == 0 => return Ok(Step::Paused),
+                        false => {
+                            *reads_left = reads_left.saturating_sub(1);
+                            Some(self.load(&mut state, first_id, entry)?)
+                        }
                     };
                     (pack, entry.last_id + 1)
                 }
@@ -404,10 +405,10 @@ impl ItemLog {
                 let start = pack.ids.partition_point(|&id| id < from);
                 for i in start..pack.ids.len() {
                     if pack.ids[i] >= to {
-                        return Ok(None);
+                        return Ok(Step::End);
                     }
                     if !state.removed.contains(pack.first_seq + i as u64) {
-                        return Ok(Some((pack.ids[i], pack.records[i].clone())));
+                        return Ok(Step::Item(pack.ids[i], pack.records[i].clone()));
                     }
                 }
             }
@@ -416,26 +417,63 @@ impl ItemLog {
     }
 }
 
+/// What [`ItemLog::next_from`] found.
+enum Step {
+    Item(u64, Record),
+    End,
+    /// The next item is in a pack the walk may not read.
+    Paused,
+}
+
 /// Iterator over a range of a queue's items; each step locks the queue's log briefly.
 pub(crate) struct Items {
     log: ItemLog,
     next: u64,
     to: u64,
+    /// Packs it may still read that are not cached (`usize::MAX`: any number).
+    reads_left: usize,
+    paused: bool,
+}
+
+impl Items {
+    /// Stops (see [`Items::paused`]) rather than read more than `packs` packs not cached.
+    pub(crate) fn reading_at_most(mut self, packs: usize) -> Items {
+        self.reads_left = packs;
+        self
+    }
+
+    /// The walk ended at a pack it may not read, not at the end of the range.
+    pub(crate) fn paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Lets a paused walk read `packs` more packs.
+    pub(crate) fn read_more(&mut self, packs: usize) {
+        self.reads_left = packs;
+        self.paused = false;
+    }
 }
 
 impl Iterator for Items {
     type Item = Result<(u64, Record), Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self.log.next_from(self.next, self.to) {
-            Ok(Some((id, record))) => {
+        if self.paused {
+            return None;
+        }
+        match self.log.next_from(self.next, self.to, &mut self.reads_left) {
+            Ok(Step::Item(id, record)) => {
                 self.next = id.saturating_add(1);
                 if id == u64::MAX {
                     self.to = 0;
                 }
                 Some(Ok((id, record)))
             }
-            Ok(None) => {
+            Ok(Step::Paused) => {
+                self.paused = true;
+                None
+            }
+            Ok(Step::End) => {
                 self.to = 0;
                 None
             }

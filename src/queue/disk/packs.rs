@@ -124,21 +124,28 @@ pub(super) fn cached(state: &mut LogState, id: u64) -> Option<Arc<Pack>> {
 #[cfg(test)]
 mod tests {
     use super::super::engine::Depth;
+    use super::super::log::{ItemLog, Items};
     use super::super::{Disk, Record};
+
+    /// Queue `q` of items 1 to `count`, 1000 bytes each, written as full packs.
+    fn full_packs_of(dir: &std::path::Path, count: u64) -> (Disk, ItemLog) {
+        let disk = Disk::open(dir.join("store-1"), 1 << 20, false).unwrap();
+        let queue = disk.queue_log("q").unwrap();
+        for id in 1..=count {
+            queue
+                .append(id, &Record::new(0, None, id, &[7; 1000]))
+                .unwrap();
+        }
+        disk.engine.commit(Depth::WriteAll).unwrap();
+        (disk, queue)
+    }
 
     /// A read's packs stay cached while reads use them, and go at the first call that finds
     /// them unused since the one before; the next read loads them again.
     #[test]
     fn cached_packs_go_once_no_read_used_them() {
         let dir = tempfile::tempdir().unwrap();
-        let disk = Disk::open(dir.path().join("store-1"), 1 << 20, false).unwrap();
-        let queue = disk.queue_log("q").unwrap();
-        for id in 1..=200 {
-            queue
-                .append(id, &Record::new(0, None, id, &[7; 1000]))
-                .unwrap();
-        }
-        disk.engine.commit(Depth::WriteAll).unwrap();
+        let (_disk, queue) = full_packs_of(dir.path(), 200);
         assert_eq!(queue.cached_packs(), 0);
         let read = |id| queue.get(id).unwrap().unwrap().data().to_vec();
         assert_eq!(read(1), vec![7; 1000]);
@@ -157,5 +164,29 @@ mod tests {
         );
         assert_eq!(read(2), vec![7; 1000]);
         assert_eq!(queue.cached_packs(), 1);
+    }
+
+    /// A walk told to read at most one pack not cached stops before the second, where it
+    /// was, and goes on from there when allowed; an unbounded walk reads to the end.
+    #[test]
+    fn a_walk_reads_no_more_packs_than_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_disk, queue) = full_packs_of(dir.path(), 500);
+        let ids = |walk: &mut Items| -> Vec<u64> {
+            walk.by_ref().map(|entry| entry.unwrap().0).collect()
+        };
+        let mut walk = queue.range(1, u64::MAX).reading_at_most(1);
+        let first = ids(&mut walk);
+        assert!(walk.paused(), "stopped at the second pack, not at the end");
+        assert!(!first.is_empty() && first.len() < 500);
+        assert_eq!(first, (1..=first.len() as u64).collect::<Vec<_>>());
+        assert_eq!(queue.cached_packs(), 1);
+        walk.read_more(1);
+        let second = ids(&mut walk);
+        assert!(walk.paused());
+        assert_eq!(second.first(), Some(&(first.len() as u64 + 1)));
+        assert_eq!(queue.cached_packs(), 2);
+        let all = ids(&mut queue.range(1, u64::MAX));
+        assert_eq!(all, (1..=500).collect::<Vec<_>>());
     }
 }
