@@ -1,12 +1,13 @@
-//! The ids next in line at a queue's head, kept in memory so that a plain read is one sled call
-//! (a `remove` that returns the item, or a `get`) instead of a range scan plus a remove.
+//! The ids next in line at a queue's head, kept in memory so that a plain read goes straight
+//! to its item instead of walking the queue's log (its packs and their index) from the head.
 //!
 //! The index is a hint with one hard rule: when it is known, `ids` are, in order, the first
-//! waiting ids of the queue (in the tree or reserved, not held open, at or after the head),
+//! waiting ids of the queue (in the log or reserved, not held open, at or after the head),
 //! with none left out in between. `complete` says they are all of them, so a new reservation
 //! (always the newest id) can simply be appended. Anything that could break the rule (an abort
 //! putting an item back, a failed insert, a flush, a compaction) makes it unknown, and the next
-//! read rebuilds it from the tree. It never grows beyond [`MAX_KNOWN`] ids, whatever the depth.
+//! read rebuilds it from the log. It never grows beyond [`MAX_KNOWN`] ids, whatever the depth,
+//! and a rebuild stops short of that at a second pack it would have to read from disk.
 
 use std::collections::VecDeque;
 
