@@ -115,6 +115,16 @@ def rss(pid):
     return 0
 
 
+def stolen_seconds(cpu):
+    """Time the hypervisor ran something else while CPU `cpu` had work (steal, /proc/stat)."""
+    with open("/proc/stat") as stat:
+        for line in stat:
+            fields = line.split()
+            if fields[0] == f"cpu{cpu}":
+                return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
 def cpu_seconds(pid):
     """User plus system CPU time the process has used, from /proc/<pid>/stat."""
     with open(f"/proc/{pid}/stat") as stat:
@@ -530,6 +540,7 @@ class Bench:
         stop = sampler = parent = before = None
         if t7:
             before = get_histogram(server.metrics)
+            stolen = stolen_seconds(0)
             ctx = multiprocessing.get_context("fork")
             stop = ctx.Event()
             parent, child = ctx.Pipe(duplex=False)
@@ -573,6 +584,7 @@ class Bench:
             samples = parent.recv()
             sampler.join()
             served = histogram_delta(before, get_histogram(server.metrics))
+            stolen = stolen_seconds(0) - stolen
             hits = 0
             for _, _, got in samples:
                 if got is not None:
@@ -583,10 +595,11 @@ class Bench:
             during = [s for at, s, _ in samples if at < drained_at]
             after = [s for at, s, _ in samples if at >= drained_at]
             self.t7 = dict(at0=d0, series=series, dropped=dropped, during=during, after=after, hits=hits,
-                           drain_time=drain_time, served=served)
+                           drain_time=drain_time, served=served, stolen=stolen)
             log(f"{case}: directory {size_str(d0)} after the drain, {size_str(series[-1][1]) if series else 'n/a'} "
                 f"after {args.watch} s; sampled get max {max(during, default=0) * 1000:.1f} ms during the "
-                f"drain, {max(after, default=0) * 1000:.1f} ms after; server-side: {served}")
+                f"drain, {max(after, default=0) * 1000:.1f} ms after; server-side: {served}; CPU 0 stolen "
+                f"{stolen:.2f} s")
         client.close()
         server.stop()
         self.checks.append((case, check, "restarts: graceful, kill -9 of an idle server, graceful"))
@@ -782,6 +795,8 @@ class Bench:
                       f"{percentile(lat, 0.5) * 1000:.2f} / {percentile(lat, 0.99) * 1000:.2f} ms | "
                       f"(≤ {T7_GET * 1000:g} ms) | {'for information' if max(lat) > T7_GET else 'met'} |")
             p("")
+            p(f"| time the hypervisor ran something else while CPU 0 (the server's) had work, over the "
+              f"same span (steal, /proc/stat) | {t['stolen']:.2f} s | | |")
             cpu = "the load's CPU" if a.sampler_cpu is None else f"CPU {a.sampler_cpu}"
             p(f"(The sampler is a process of its own on {cpu}; its latency includes its own wake-up and the "
               "server's, on CPUs that the drain keeps busy, so the server's own timing is what is judged.)")
