@@ -419,7 +419,7 @@ def histogram_delta(before, after):
 
 def latency_sampler(port, queue, every, stop, conn, cpu):
     """Child process: one timed `get queue` every `every` seconds on its own connection until
-    `stop` is set; sends back [(seconds, payload or None)]."""
+    `stop` is set; sends back [(when sent, seconds, payload or None)]."""
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     client = Client(port)
@@ -537,7 +537,7 @@ class Bench:
         self.restart_row(case, server, "graceful restart after that", "term", check, T6_GRACEFUL)
 
         # the drain
-        stop = sampler = parent = before = None
+        stop = sampler = parent = before = stolen = None
         if t7:
             before = get_histogram(server.metrics)
             stolen = stolen_seconds(0)
@@ -585,17 +585,15 @@ class Bench:
             sampler.join()
             served = histogram_delta(before, get_histogram(server.metrics))
             stolen = stolen_seconds(0) - stolen
-            hits = 0
             for _, _, got in samples:
                 if got is not None:
                     check.item("latency sampler", got)
-                    hits += 1
             # anything left after both stopped (the sampler may have raced the last batch)
             taken += client.drain("q", check, "drain, after the sampler", args.batch)
             during = [s for at, s, _ in samples if at < drained_at]
             after = [s for at, s, _ in samples if at >= drained_at]
-            self.t7 = dict(at0=d0, series=series, dropped=dropped, during=during, after=after, hits=hits,
-                           drain_time=drain_time, served=served, stolen=stolen)
+            self.t7 = dict(at0=d0, series=series, dropped=dropped, during=during, after=after, drain_time=drain_time,
+                           served=served, stolen=stolen)
             log(f"{case}: directory {size_str(d0)} after the drain, {size_str(series[-1][1]) if series else 'n/a'} "
                 f"after {args.watch} s; sampled get max {max(during, default=0) * 1000:.1f} ms during the "
                 f"drain, {max(after, default=0) * 1000:.1f} ms after; server-side: {served}; CPU 0 stolen "
@@ -794,9 +792,9 @@ class Bench:
                       f"({len(lat)} samples): longest, p50 / p99 | {max(lat) * 1000:.2f} ms, "
                       f"{percentile(lat, 0.5) * 1000:.2f} / {percentile(lat, 0.99) * 1000:.2f} ms | "
                       f"(≤ {T7_GET * 1000:g} ms) | {'for information' if max(lat) > T7_GET else 'met'} |")
-            p("")
             p(f"| time the hypervisor ran something else while CPU 0 (the server's) had work, over the "
               f"same span (steal, /proc/stat) | {t['stolen']:.2f} s | | |")
+            p("")
             cpu = "the load's CPU" if a.sampler_cpu is None else f"CPU {a.sampler_cpu}"
             p(f"(The sampler is a process of its own on {cpu}; its latency includes its own wake-up and the "
               "server's, on CPUs that the drain keeps busy, so the server's own timing is what is judged.)")

@@ -394,7 +394,7 @@ impl ItemLog {
                         true => None,
                         false if *reads_left == 0 => return Ok(Step::Paused),
                         false => {
-                            *reads_left = reads_left.saturating_sub(1);
+                            *reads_left -= 1;
                             Some(self.load(&mut state, first_id, entry)?)
                         }
                     };
